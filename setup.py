@@ -12,19 +12,17 @@ expected = ('version description keywords author author_email license status min
 missing = [k for k in expected if k not in cfg]
 if missing: raise ValueError(f"settings.ini lacks: {', '.join(missing)}")
 
-licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+licenses = {'apache2': 'Apache-2.0'}  # SPDX identifiers
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable']
-lic = licenses[cfg['license']]
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 scripts = [s for s in cfg.get('console_scripts', '').split() if s]
 
 setuptools.setup(
     name=cfg['lib_name'].replace('_', '-'),
-    license=lic[0],
+    license=licenses[cfg['license']],
     classifiers=['Development Status :: ' + statuses[int(cfg['status'])],
                  'Intended Audience :: ' + cfg['audience'].title(),
-                 'License :: ' + lic[1],
                  'Natural Language :: ' + cfg['language'].title(),
                  'Programming Language :: Python :: 3.11'],
     url=cfg.get('git_url', ''),
