@@ -7,8 +7,10 @@ import scipy.special
 import torch
 
 from expo_nb.core import Exemplar, ExemplarSequence, ExpoError, PromptDomain, make_rng
+from expo_nb.estimator import EstimatorConfig
+from expo_nb.exp3 import ExpoSelector
 from expo_nb.expo_es import (ExemplarInputExpoSelector, ExpoEsSelector, NetworkHistory, RotationEsSelector,
-                             candidate_sequences, cyclic_rotations, fit_es_network, softmax_probabilities)
+                             candidate_sequences, cyclic_rotations, fit_es_network)
 
 torch.set_num_threads(1)
 
@@ -216,16 +218,32 @@ def test_rotation_with_embedder_accumulates_network_predictions():
 def test_exemplar_input_ablation_matches_explicit_features():
     rng = make_rng(0)
     dom = PromptDomain(["a", "b"], ["c", "d", "e"], rng.normal(size=(2, 3)), rng.normal(size=(3, 2)))
-    sel = ExemplarInputExpoSelector(dom, eta=5.0, hidden=6, epochs=20, seed=0)
+    config = EstimatorConfig(hidden=6, epochs=20)
+    sel = ExemplarInputExpoSelector(dom, eta=5.0, estimator=config, seed=0)
+    assert isinstance(sel, ExpoSelector)
+    assert sel.ask(rng.normal(size=4)) == 0                 # like EXPO: the original arm first
     e1, e2 = rng.normal(size=4), rng.normal(size=4)
     sel.tell(1, 0.2, e1); sel.tell(4, 0.9, e2)
-    x = np.concatenate([dom.features(range(6)), np.tile(e2, (6, 1))], axis=1)
-    np.testing.assert_allclose(sel.predict_domain(e2), forward(sel.network, x), atol=1e-5)
+    # an independent fit on the explicit 9-d features gives the same predictions
+    x_train = np.concatenate([dom.features([1, 4]), np.stack([e1, e2])], axis=1)
+    x_all = np.concatenate([dom.features(range(6)), np.tile(e2, (6, 1))], axis=1)
+    from expo_nb.estimator import ScoreEstimator
+    reference = ScoreEstimator(config).fit(x_train, np.array([0.2, 0.9])).predict(x_all)
+    np.testing.assert_allclose(sel.estimator.predict_domain(sel.context_domain(e2)), reference, atol=1e-5)
     state = pickle.loads(pickle.dumps(sel.state_dict()))
     a = [sel.ask(e2) for _ in range(5)]
+    np.testing.assert_allclose(sel.cumulative_scores, reference, atol=1e-5)
     sel.load_state_dict(state)
     assert [sel.ask(e2) for _ in range(5)] == a
-    assert sel.ask(e2) in range(6)
+
+
+def test_exemplar_input_ablation_rejects_foreign_state():
+    rng = make_rng(0)
+    dom = PromptDomain(["a"], ["c", "d"], rng.normal(size=(1, 3)), rng.normal(size=(2, 2)))
+    plain = ExpoSelector(dom, estimator=EstimatorConfig(hidden=4, epochs=2))
+    sel = ExemplarInputExpoSelector(dom, estimator=EstimatorConfig(hidden=4, epochs=2))
+    with pytest.raises(ExpoError, match="not a saved ExemplarInputExpoSelector state"):
+        sel.load_state_dict(plain.state_dict())
 
 
 @pytest.mark.parametrize("make,message", [
@@ -239,7 +257,6 @@ def test_exemplar_input_ablation_matches_explicit_features():
     (lambda: RotationEsSelector(3, render=render), "give both embedder and render"),
     (lambda: RotationEsSelector(3).tell(ExemplarSequence(tuple(records(3))), 1.0), "tell needs the sequence returned by the last ask"),
     (lambda: ExemplarInputExpoSelector("domain"), "domain must be a PromptDomain"),
-    (lambda: softmax_probabilities(np.array([]), 1.0), "non-empty 1-d array"),
     (lambda: fit_es_network(np.zeros((0, 3)), np.zeros(0)), "need features (n, d) and scores (n,)"),
 ])
 def test_bad_input_raises_expo_error(make, message):
