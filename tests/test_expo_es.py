@@ -1,6 +1,6 @@
 """Edge cases of expo_nb.expo_es beyond the notebook: batched vs looped evaluation at scale, candidate-set
 invariants, sampling calibration, caps, caching, state restore and input validation."""
-import pickle
+import json, pickle
 import numpy as np
 import pytest
 import scipy.special
@@ -154,9 +154,11 @@ def test_rotation_frequencies_match_softmax():
 
 
 @pytest.mark.parametrize("cap", [None, 2])
-def test_state_restore_reproduces_next_draw(cap):
+@pytest.mark.parametrize("with_networks", [True, False])
+def test_state_restore_reproduces_next_draw(cap, with_networks):
     es, hist = _trained_selector(max_networks=cap)
-    state = pickle.loads(pickle.dumps(es.state_dict()))
+    if with_networks: state = pickle.loads(pickle.dumps(es.state_dict()))
+    else: state = json.loads(json.dumps(es.state_dict(networks=False)))
     draws = [es.ask(hist) for _ in range(3)]
     es.tell(draws[-1], 0.3); after_tell = es.ask(hist)
     fresh = ExpoEsSelector(BagEmbedder(), render, size=4, pool=7, n_random=20, eta=10.0, hidden=8, epochs=30, lr=1e-2, seed=0, max_networks=cap)
@@ -279,3 +281,18 @@ def test_bad_tell_and_ask_inputs():
     with pytest.raises(ExpoError, match="ask needs the 3 per-arm summary rows"): rot.ask(records(4))
     rot.ask(records(3))
     with pytest.raises(ExpoError, match="score must be a finite number"): rot.tell(cyclic_rotations(records(3))[1], float("nan"))
+
+
+def test_rotation_state_is_json_and_restores():
+    rows = records(3)
+    rot = RotationEsSelector(3, hidden=8, epochs=10, seed=2)
+    for _ in range(3): rot.tell(rot.ask(rows), 0.4)
+    state = json.loads(json.dumps(rot.state_dict()))
+    draws = [rot.ask(rows) for _ in range(4)]
+    again = RotationEsSelector(3, hidden=8, epochs=10, seed=2)
+    again.load_state_dict(state)
+    assert [again.ask(rows) for _ in range(4)] == draws
+    with pytest.raises(ExpoError, match="saved state has 3 rotations, this selector 4"):
+        RotationEsSelector(4).load_state_dict(state)
+    with pytest.raises(ExpoError, match="not a saved RotationEsSelector state"):
+        RotationEsSelector(3).load_state_dict({"kind": "other"})
