@@ -48,3 +48,43 @@ def test_console_script_bad_preset():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: unknown preset 'nope'") and "Traceback" not in result.stderr
+
+
+SCRIPT = r'''
+import sys, time
+from types import SimpleNamespace
+from pathlib import Path
+import numpy as np
+from expo_nb.core import PromptDomain
+from expo_nb.baselines import UniformRandomSelector
+from expo_nb.runner import RunConfig, run_loop
+class Task:
+    def __init__(self): self.calls = 0
+    def step(self, chat, description, instruction, exemplars=None, tag=""):
+        time.sleep(float(sys.argv[2])); self.calls += 1
+        score = (len(str(description)) * 7 + len(str(instruction)) * 3) % 11 + 0.1 * self.calls
+        return SimpleNamespace(score=score, objective=-score, metric=score, prompt_tokens=1, completion_tokens=1, cached_calls=0)
+    def state_dict(self): return {"calls": self.calls}
+    def load_state_dict(self, state): self.calls = state["calls"]
+texts = ["a", "bb", "ccc", "dddd"]
+domain = PromptDomain(texts, texts, np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32), {})
+run_loop(RunConfig(method="random", iterations=12, seed=5), Path(sys.argv[1]), Task(), domain, None, UniformRandomSelector(domain, seed=5))
+'''
+
+
+def test_sigkill_mid_run_then_resume_gives_identical_records(tmp_path):
+    import signal, time
+    script = tmp_path / "job.py"; script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(script), str(tmp_path / "whole"), "0"], check=True, env=env, timeout=120)
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed"), "0.3"], env=env)
+    log = tmp_path / "killed" / "log.jsonl"
+    deadline = time.time() + 90
+    while time.time() < deadline and (not log.exists() or log.read_bytes().count(b"\n") < 3): time.sleep(0.05)
+    process.send_signal(signal.SIGKILL); process.wait()
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    assert 3 <= len(read_log(log)) < 12
+    subprocess.run([sys.executable, str(script), str(tmp_path / "killed"), "0"], check=True, env=env, timeout=120)
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "wall_s"} for row in rows]
+    assert strip(read_log(log)) == strip(read_log(tmp_path / "whole" / "log.jsonl"))
+    assert len(read_log(log)) == 12
