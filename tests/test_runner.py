@@ -88,3 +88,30 @@ def test_sigkill_mid_run_then_resume_gives_identical_records(tmp_path):
     strip = lambda rows: [{k: v for k, v in row.items() if k != "wall_s"} for row in rows]
     assert strip(read_log(log)) == strip(read_log(tmp_path / "whole" / "log.jsonl"))
     assert len(read_log(log)) == 12
+
+
+def _fake_job(config, out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(config.to_json())
+    for iteration in range(3): append_record(out_dir / "log.jsonl", {"iteration": iteration, "metric": config.seed * iteration})
+
+
+def test_sweep_two_methods_two_seeds_four_runs_and_a_figure(tmp_path):
+    from expo_nb.sweep import sweep
+    from expo_nb.plots import load_runs, plot_metric
+    dirs = sweep("linreg-quick", ["expo", "opro"], [0, 1], tmp_path, job=_fake_job, n_jobs=2)
+    assert len(set(dirs)) == 4 and all((d / "config.json").exists() for d in dirs)
+    figure = tmp_path / "fig.png"
+    plot_metric(load_runs(dirs)).figure.savefig(figure)
+    assert figure.stat().st_size > 1000
+
+
+def test_ray_backend_missing_gives_install_hint(tmp_path):
+    pytest.importorskip("joblib")
+    try:
+        import ray  # noqa: F401
+        pytest.skip("ray is installed")
+    except ImportError: pass
+    from expo_nb.sweep import sweep
+    with pytest.raises(ExpoError, match=r"pip install expo_nb\[ray\]"):
+        sweep("linreg-quick", ["expo"], [0], tmp_path, job=_fake_job, backend="ray")
