@@ -107,13 +107,9 @@ def test_sweep_two_methods_two_seeds_four_runs_and_a_figure(tmp_path):
     assert figure.stat().st_size > 1000
 
 
-def test_ray_backend_missing_gives_install_hint(tmp_path):
-    pytest.importorskip("joblib")
-    try:
-        import ray  # noqa: F401
-        pytest.skip("ray is installed")
-    except ImportError: pass
+def test_ray_backend_missing_gives_install_hint(tmp_path, monkeypatch):
     from expo_nb.sweep import sweep
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail as if it were not installed
     with pytest.raises(ExpoError, match=r"pip install expo_nb\[ray\]"):
         sweep("linreg-quick", ["expo"], [0], tmp_path, job=_fake_job, backend="ray")
 
@@ -265,3 +261,18 @@ def test_default_sweep_job_runs_the_real_runner(tmp_path):
     dirs = sweep("linreg-quick", ["expo", "random"], [0, 1], tmp_path / "sweep", overrides=overrides, n_jobs=2)
     assert len(dirs) == 4 and all((d / "summary.json").exists() for d in dirs)
     assert all(json.loads((d / "config.json").read_text())["cache"] == str(tmp_path / "shared.sqlite") for d in dirs)
+
+
+
+def test_sweep_on_a_local_ray_instance(tmp_path):
+    "backend='ray': 2 methods x 2 seeds of the real runner as Ray tasks on a local instance (ray is a dev extra)."
+    ray = pytest.importorskip("ray")
+    from expo_nb.sweep import sweep
+    try: ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as error: pytest.skip(f"a local Ray instance cannot start on this machine: {error}")
+    try:
+        overrides = dict(domain=_variants(tmp_path / "v.json"), llm="scripted", embedder="hashing:8", iterations=2, samples=2,
+                         cache=str(tmp_path / "shared.sqlite"))
+        dirs = sweep("linreg-quick", ["expo", "random"], [0, 1], tmp_path / "sweep", overrides=overrides, backend="ray")
+    finally: ray.shutdown()
+    assert len(dirs) == 4 and all(len(read_log(d / "log.jsonl")) == 2 and (d / "summary.json").exists() for d in dirs)
