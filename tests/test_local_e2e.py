@@ -42,8 +42,19 @@ def test_offline_pipeline_smollm_and_minilm(monkeypatch):
     vectors = make_embedder("local:minilm").embed([replies[0].text, TASK[0]["content"]])
     assert vectors.shape == (2, 384) and np.isfinite(vectors).all()
 
-@pytest.mark.slow
-def test_qwen_gives_a_parseable_pair(monkeypatch):
+@pytest.mark.ci_slow
+def test_main_job_path_on_the_default_local_model(tmp_path, monkeypatch):
+    """The README's main job in miniature, on the default Qwen model and MiniLM, offline: the model writes the
+    rephrased domain, answers the task prompt parseably, and the run directory is complete."""
+    import json
+    from expo_nb.runner import RunConfig, run, read_log
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    replies = LocalChat("qwen1.5b", n_ctx=1024).complete(batch_requests(TASK, [0.0], max_tokens=16, tag="e2e"))
-    assert PAIR.search(replies[0].text), replies[0].text
+    config = RunConfig(task="linreg", task_settings={"w": 2, "b": 30}, iterations=2, samples=2, k_descriptions=1,
+                       k_instructions=1, llm="local:qwen1.5b", embedder="local:minilm", seed=0)
+    summary = run(config, tmp_path / "run", progress=False)
+    records = read_log(tmp_path / "run" / "log.jsonl")
+    assert summary["iterations"] == 2 and summary["domain_shape"] == [2, 2]
+    assert sum(r["n_valid"] for r in records) >= 1, "the default model gave no parseable [w, b] pair"
+    domain = json.loads((tmp_path / "run" / "domain" / "domain.json").read_text())
+    assert domain["descriptions"][1].strip() and domain["descriptions"][1] != domain["descriptions"][0]
+    assert (tmp_path / "run" / "metric.png").exists()
