@@ -128,3 +128,34 @@ def test_generation_validation():
                             ({"k": 2, "max_rounds": 0}, "must be >= 1")]:
         with pytest.raises(ExpoError, match=message): generate_rephrasings(chat, "T.", progress=False, **kwargs)
     with pytest.raises(ExpoError, match="non-empty string"): generate_rephrasings(chat, "  ", k=1, progress=False)
+
+
+class _RecordingBar:
+    "Stands in for tqdm: records every update and the state at close."
+    made = []
+    def __init__(self, total=None, **kwargs): self.total, self.n, self.updates, self.closed_at = total, 0, [], None; _RecordingBar.made.append(self)
+    def update(self, n=1): self.updates.append(n); self.n += n
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs): self.postfix = kwargs
+    def close(self): self.closed_at = self.n
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
+
+def test_progress_bar_counts_unique_rephrasings_and_ends_at_k(monkeypatch):
+    import tqdm.auto
+    monkeypatch.setattr(tqdm.auto, "tqdm", _RecordingBar); _RecordingBar.made.clear()
+    replies = ["Press the button you think is best.", "press the button  you think is BEST.", "Here you go:",
+               "Choose the button you expect to pay most.", "Pick the most rewarding button."]
+    generate_rephrasings(ScriptedChat(replies), "Press the button with the highest expected reward.", k=3, batch=4)
+    (bar,) = _RecordingBar.made
+    assert (bar.total, bar.n, bar.closed_at) == (3, 3, 3)     # unique rephrasings out of k, complete when closed
+    assert bar.updates == [1, 2] and bar.postfix == {"requests": 5}   # one update per batch; 5 requests were needed
+
+def test_progress_bar_output_ends_at_k_over_k_when_a_batch_arrives_at_once(monkeypatch):
+    "The main job's log showed '1/3': a slow batch drew the first of three quick updates, then the bar was erased."
+    import functools, io, time, tqdm.auto
+    screen = io.StringIO()
+    monkeypatch.setattr(tqdm.auto, "tqdm", functools.partial(tqdm.std.tqdm, file=screen, ascii=True))
+    def slow(request): time.sleep(0.05); return f"Variant number {request.sample_index}."
+    generate_rephrasings(ScriptedChat(slow), "Original text.", k=3, batch=8, tag="t")
+    last = screen.getvalue().rstrip().split("\r")[-1]
+    assert "3/3" in last and "100%" in last, repr(screen.getvalue())
