@@ -64,7 +64,8 @@ def test_run_over_http_never_writes_the_key_and_rerun_hits_the_cache(tmp_path, m
     assert any(p.name == "cache.sqlite" for p, _ in files) and any(p.name == "log.jsonl" for p, _ in files)
     assert [p for p, data in files if SECRET.encode() in data] == []
     out, err = capfd.readouterr()
-    assert "rephrasings" in err and SECRET not in out and SECRET not in err
+    assert SECRET not in out and SECRET not in err
+    assert re.search(r"rephrasings domain/description: 100%.*2/2", err) and re.search(r"rephrasings domain/instruction: 100%.*2/2", err)
     assert SECRET not in caplog.text and all(SECRET not in text for text in reprs)
 
 
