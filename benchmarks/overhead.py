@@ -4,7 +4,9 @@ For domains of k x k arms (k = 11, 101, 301) with 3072-d embeddings per componen
 with text-embedding-3-large) and t told points of history, measure in a fresh process per row:
   Each time is the fastest of --repeats runs (the machine is shared).
   * `fit_ms`: `ScoreEstimator.fit` on t points (6144 -> 1536 -> 1 network, `EstimatorConfig()` defaults,
-    i.e. 50 full-batch Adam steps, retrained from the seeded initialisation),
+    i.e. 50 full-batch Adam steps, retrained from the seeded initialisation), once per `input_projection`:
+    "domain" (the default: the first layer sees the 2k span coordinates of the domain, 11_estimator) and
+    "none" (raw 6144-d inputs, the paper's literal network),
   * `predict_domain_ms`: the factorized prediction of all k*k arms,
   * `tell_ms`: one `ExpoSelector.tell` (fit + predict_domain + cumulative update),
   * `ask_ms`: one `ExpoSelector.ask` (max-shifted softmax over k*k arms + one draw), mean of 50,
@@ -18,6 +20,7 @@ Embeddings are random unit vectors and scores random (values do not change the c
 Prints a table and writes benchmarks/results/overhead.json (a list of rows).
 
 usage: python benchmarks/overhead.py [--threads 2] [--epochs 50] [--repeats 2] [--sizes 11 101 301] [--histories 10 50 100 300]
+                                    [--projections domain none]
 """
 import argparse, json, os, platform, resource, subprocess, sys, time
 from pathlib import Path
@@ -35,7 +38,7 @@ def best_ms(fn, repeats):
     return min(times)
 
 
-def one_row(k, t, epochs, threads, repeats):
+def one_row(k, t, epochs, threads, repeats, projection):
     "Measure one (k, t) configuration in this process."
     import torch
     from expo_nb.core import PromptDomain, make_rng
@@ -45,15 +48,17 @@ def one_row(k, t, epochs, threads, repeats):
     rng = make_rng(0)
     unit = lambda n: (lambda e: (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32))(rng.normal(size=(n, 3072)))
     domain = PromptDomain([f"D{i}" for i in range(k)], [f"I{j}" for j in range(k)], unit(k), unit(k))
-    config = EstimatorConfig(epochs=epochs)
+    config = EstimatorConfig(epochs=epochs, input_projection=projection)
     arms, scores = rng.integers(0, domain.n_arms, size=t), rng.uniform(size=t)
     features = domain.features(arms)
     estimator = ScoreEstimator(config)
     ScoreEstimator(EstimatorConfig(epochs=1)).fit(features, scores).predict_domain(domain)   # warm-up: torch's lazy init
-    fit_ms = best_ms(lambda: estimator.fit(features, scores), repeats)
+    estimator.fit(features, scores, domain=domain)   # the span bases are computed once per domain, not per iteration
+    fit_ms = best_ms(lambda: estimator.fit(features, scores, domain=domain), repeats)
     predict_ms = best_ms(lambda: estimator.predict_domain(domain), repeats)
     fast = estimator.predict_domain(domain)
-    row = {"arms_per_part": k, "n_arms": domain.n_arms, "history": t, "epochs": epochs, "threads": threads,
+    row = {"arms_per_part": k, "n_arms": domain.n_arms, "history": t, "input_projection": projection,
+           "first_layer_inputs": estimator.network[0].in_features, "epochs": epochs, "threads": threads,
            "repeats": repeats, "fit_ms": fit_ms, "predict_domain_ms": predict_ms}
     if k <= 101:
         naive_predict = lambda: np.concatenate([estimator.predict(domain.features(range(s, min(s + 4096, domain.n_arms))))
@@ -63,6 +68,7 @@ def one_row(k, t, epochs, threads, repeats):
         row["factorized_speedup"] = row["naive_predict_ms"] / predict_ms
         row["max_abs_difference"] = float(np.abs(naive - fast).max())
     selector = ExpoSelector(domain, eta=100.0, estimator=config, seed=0)
+    selector.estimator._basis_cache = estimator._basis_cache   # a running selector has computed its bases long ago
     def one_tell():
         selector.history = [(int(a), float(s)) for a, s in zip(arms[:-1], scores[:-1])]
         selector.tell(int(arms[-1]), float(scores[-1]))
@@ -84,22 +90,23 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[11, 101, 301])
     parser.add_argument("--histories", type=int, nargs="+", default=[10, 50, 100, 300])
     parser.add_argument("--repeats", type=int, default=2, help="timed repetitions; the fastest is reported")
-    parser.add_argument("--one", type=int, nargs=2, help=argparse.SUPPRESS)   # internal: k t, run in this process
+    parser.add_argument("--projections", nargs="+", default=["domain", "none"], choices=["domain", "none"])
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)   # internal: k t projection, run in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_row(*args.one, args.epochs, args.threads, args.repeats))); return
+        k, t, projection = args.one
+        print(json.dumps(one_row(int(k), int(t), args.epochs, args.threads, args.repeats, projection))); return
     rows = []
-    header = f"{'k x k':>9} {'t':>4} {'fit ms':>8} {'pred ms':>8} {'naive ms':>9} {'speedup':>8} {'tell ms':>8} {'ask ms':>7} {'ms/iter':>8} {'peak MB':>8}"
+    header = f"{'inputs':>7} {'k x k':>9} {'t':>4} {'fit ms':>8} {'pred ms':>8} {'naive ms':>9} {'speedup':>8} {'tell ms':>8} {'ask ms':>7} {'ms/iter':>8} {'peak MB':>8}"
     print(header); print("-" * len(header))
-    for k in args.sizes:
-        for t in args.histories:
-            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-            out = subprocess.run([sys.executable, __file__, "--one", str(k), str(t), "--epochs", str(args.epochs),
-                                  "--threads", str(args.threads), "--repeats", str(args.repeats)], capture_output=True, text=True, env=env, check=True)
-            row = json.loads(out.stdout.strip().splitlines()[-1]); rows.append(row)
-            naive = f"{row['naive_predict_ms']:9.0f} {row['factorized_speedup']:7.0f}x" if "naive_predict_ms" in row else f"{'-':>9} {'-':>8}"
-            print(f"{k:>4} x{k:<4} {t:>4} {row['fit_ms']:8.0f} {row['predict_domain_ms']:8.1f} {naive} {row['tell_ms']:8.0f}"
-                  f" {row['ask_ms']:7.2f} {row['ms_per_iteration']:8.0f} {row['peak_mb']:8.0f}", flush=True)
+    for projection, k, t in ((p, k, t) for p in args.projections for k in args.sizes for t in args.histories):
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        out = subprocess.run([sys.executable, __file__, "--one", str(k), str(t), projection, "--epochs", str(args.epochs),
+                              "--threads", str(args.threads), "--repeats", str(args.repeats)], capture_output=True, text=True, env=env, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1]); rows.append(row)
+        naive = f"{row['naive_predict_ms']:9.0f} {row['factorized_speedup']:7.0f}x" if "naive_predict_ms" in row else f"{'-':>9} {'-':>8}"
+        print(f"{projection:>7} {k:>4} x{k:<4} {t:>4} {row['fit_ms']:8.0f} {row['predict_domain_ms']:8.1f} {naive} {row['tell_ms']:8.0f}"
+              f" {row['ask_ms']:7.2f} {row['ms_per_iteration']:8.0f} {row['peak_mb']:8.0f}", flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
             "torch_threads": args.threads, "python": platform.python_version()}

@@ -11,7 +11,7 @@ import torch
 from .core import ExpoError, PromptDomain
 
 # %% auto #0
-__all__ = ['EstimatorConfig', 'fit_mlp', 'ScoreEstimator']
+__all__ = ['EstimatorConfig', 'fit_mlp', 'ScoreEstimator', 'span_basis']
 
 # %% ../nbs/11_estimator.ipynb #30e40da1
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
@@ -30,6 +30,7 @@ class EstimatorConfig:
     standardize_inputs: bool = False # per-feature standardisation, folded into the first layer after training
     standardize_labels: bool = True  # train on (y - mean) / std, predict back in score units
     seed: int = 0                    # seeds the initialisation (and minibatch order)
+    input_projection: str = "domain" # "domain": train on coordinates in the domain's embedding span; "none": raw
 
     def __post_init__(self):
         if self.hidden is not None and (not isinstance(self.hidden, int) or self.hidden < 1):
@@ -42,15 +43,16 @@ class EstimatorConfig:
             raise ExpoError(f"batch_size must be a positive int or None (full batch), got {self.batch_size!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0): raise ExpoError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)): raise ExpoError(f"seed must be an int, got {self.seed!r}")
+        if self.input_projection not in ("domain", "none"): raise ExpoError(f"input_projection must be 'domain' or 'none', got {self.input_projection!r}")
 
     def hidden_width(self, feature_dim: int) -> int:
         "The hidden width for a given input dimension."
         return self.hidden if self.hidden is not None else max(1, feature_dim // 4)
 
 # %% ../nbs/11_estimator.ipynb #ce2a675a
-def _seeded_linear(fan_in: int, fan_out: int, generator: torch.Generator) -> torch.nn.Linear:
+def _seeded_linear(fan_in: int, fan_out: int, generator: torch.Generator, init_fan_in: int | None = None) -> torch.nn.Linear:
     layer = torch.nn.utils.skip_init(torch.nn.Linear, fan_in, fan_out)
-    bound = 1.0 / math.sqrt(fan_in)   # torch's default Linear init, from our own generator
+    bound = 1.0 / math.sqrt(init_fan_in or fan_in)   # torch's default Linear init, from our own generator
     with torch.no_grad():
         layer.weight.copy_((torch.rand(fan_out, fan_in, generator=generator) * 2 - 1) * bound)
         layer.bias.copy_((torch.rand(fan_out, generator=generator) * 2 - 1) * bound)
@@ -62,13 +64,14 @@ def fit_mlp(features: np.ndarray,                     # (n, d) training inputs
             hidden: int | None = None,                # hidden width; None -> config.hidden_width(d)
             config: EstimatorConfig | None = None,    # optimizer, lr, epochs, activation, ...; None -> defaults
             generator: torch.Generator | None = None, # seeded init (and minibatch order); None -> config.seed
+            init_fan_in: int | None = None,           # fan-in of the first layer's init bound; None -> d
            ) -> torch.nn.Sequential:                  # Linear(d, hidden) -> activation -> Linear(hidden, 1)
     "Train a one-hidden-layer MLP with MSE from a seeded initialisation."
     config = config or EstimatorConfig()
     x, y = _check_training_data(features, targets)
     generator = generator if generator is not None else torch.Generator().manual_seed(int(config.seed))
     width = int(hidden) if hidden is not None else config.hidden_width(x.shape[1])
-    network = torch.nn.Sequential(_seeded_linear(x.shape[1], width, generator), _ACTIVATIONS[config.activation](),
+    network = torch.nn.Sequential(_seeded_linear(x.shape[1], width, generator, init_fan_in), _ACTIVATIONS[config.activation](),
                                   _seeded_linear(width, 1, generator))
     fused = {"fused": True} if config.optimizer in ("adam", "adamw") else {}   # fused CPU Adam: ~2x faster steps
     optimizer = _OPTIMIZERS[config.optimizer](network.parameters(), lr=config.lr, weight_decay=config.weight_decay, **fused)
@@ -101,32 +104,40 @@ class ScoreEstimator:
         self.config = config or EstimatorConfig()
         self.network: torch.nn.Sequential | None = None
         self.label_mean, self.label_scale = 0.0, 1.0
+        self.projection: tuple[torch.Tensor, torch.Tensor] | None = None   # (description, instruction) bases in use
+        self._feature_dim, self._basis_cache = 0, (None, None)
 
-    def fit(self, features: np.ndarray, scores: np.ndarray) -> "ScoreEstimator":
-        "Retrain from the seeded initialisation on all (features (n, d), scores (n,)) pairs."
+    def fit(self, features: np.ndarray,                # (n, d) arm features [g(D); g(I)]
+            scores: np.ndarray,                        # (n,) observed scores
+            domain: PromptDomain | None = None,        # the arms' domain: with input_projection="domain", train in its span
+           ) -> "ScoreEstimator":
+        "Retrain from the seeded initialisation on all (features, scores) pairs."
         x, y = _check_training_data(features, scores)
         y64 = np.asarray(scores, dtype=np.float64)
         std = float(y64.std()) if self.config.standardize_labels else 1.0
         self.label_mean = float(y64.mean()) if self.config.standardize_labels else 0.0
         self.label_scale = std if std > 1e-12 else 1.0   # one point or equal scores: centre only
+        self._feature_dim = x.shape[1]
+        self.projection = self._domain_bases(domain, x.shape[1]) if self.config.input_projection == "domain" else None
+        x = _project(x, self.projection)
         mean_x, scale_x = _input_scaling(x, self.config.standardize_inputs)
         labels = (y64 - self.label_mean) / self.label_scale
-        self.network = fit_mlp(((x - mean_x) / scale_x).numpy(), labels, None, self.config,
-                               torch.Generator().manual_seed(int(self.config.seed)))
+        self.network = fit_mlp(((x - mean_x) / scale_x).numpy(), labels, self.config.hidden_width(self._feature_dim),
+                               self.config, torch.Generator().manual_seed(int(self.config.seed)), init_fan_in=self._feature_dim)
         _fold_input_scaling(self.network[0], mean_x, scale_x)
         return self
 
     @property
     def feature_dim(self) -> int:
-        "Input dimension of the fitted network."
-        return self._fitted()[0].in_features
+        "Dimension of the arm features the estimator was fitted on (before any projection)."
+        self._fitted(); return self._feature_dim
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         "Predicted scores (float64) for a (m, d) array of arm features."
         x = np.asarray(features, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.feature_dim:
             raise ExpoError(f"features must have shape (m, {self.feature_dim}) like the training data, got {x.shape}")
-        with torch.no_grad(): out = self._fitted()(torch.from_numpy(x)).squeeze(-1).double().numpy()
+        with torch.no_grad(): out = self._fitted()(_project(torch.from_numpy(x), self.projection)).squeeze(-1).double().numpy()
         return out * self.label_scale + self.label_mean
 
     def predict_domain(self, domain: PromptDomain) -> np.ndarray:
@@ -134,11 +145,13 @@ class ScoreEstimator:
         net = self._fitted()
         if domain.feature_dim != self.feature_dim:
             raise ExpoError(f"domain feature dim {domain.feature_dim} != the estimator's {self.feature_dim}; use the same embedder")
-        d_dim = domain.description_embeddings.shape[1]
+        descriptions = torch.from_numpy(domain.description_embeddings)
+        instructions = torch.from_numpy(domain.instruction_embeddings)
+        if self.projection is not None: descriptions, instructions = descriptions @ self.projection[0], instructions @ self.projection[1]
         weight, bias = net[0].weight.detach(), net[0].bias.detach()
         with torch.no_grad():
-            per_description = torch.from_numpy(domain.description_embeddings) @ weight[:, :d_dim].T + bias  # (k1, h)
-            per_instruction = torch.from_numpy(domain.instruction_embeddings) @ weight[:, d_dim:].T          # (k2, h)
+            per_description = descriptions @ weight[:, :descriptions.shape[1]].T + bias  # (k1, h)
+            per_instruction = instructions @ weight[:, descriptions.shape[1]:].T         # (k2, h)
             out_w, out_b = net[2].weight.detach()[0], net[2].bias.detach()[0]
             k1, k2 = domain.shape
             rows = max(1, self.block_floats // (k2 * weight.shape[0]))
@@ -147,11 +160,37 @@ class ScoreEstimator:
             out = torch.cat(blocks).reshape(-1).double().numpy()
         return out * self.label_scale + self.label_mean
 
+    def _domain_bases(self, domain: PromptDomain | None, feature_dim: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if domain is None: return None   # no domain given (EXPO-ES inputs, NeuralUCB): raw features
+        if domain.feature_dim != feature_dim:
+            raise ExpoError(f"domain feature dim {domain.feature_dim} != the features' {feature_dim}; use the same embedder")
+        cached_domain, bases = self._basis_cache
+        if cached_domain is not domain:   # one SVD per domain, reused every iteration
+            bases = (torch.from_numpy(span_basis(domain.description_embeddings)),
+                     torch.from_numpy(span_basis(domain.instruction_embeddings)))
+            self._basis_cache = (domain, bases)
+        return bases
+
     def _fitted(self) -> torch.nn.Sequential:
         if self.network is None: raise ExpoError("the estimator is not fitted yet: call fit(features, scores) first")
         return self.network
 
 # %% ../nbs/11_estimator.ipynb #32e049fb
+def span_basis(embeddings: np.ndarray,  # (k, d) embeddings of one domain part
+               rtol: float = 1e-6,      # singular values below rtol * the largest count as zero
+              ) -> np.ndarray:          # (d, r) float32 with orthonormal columns, r = numerical rank (>= 1)
+    "An orthonormal basis of the span of the rows of `embeddings`, from a thin SVD."
+    e = np.asarray(embeddings, dtype=np.float64)
+    _, singular, vt = np.linalg.svd(e, full_matrices=False)
+    rank = max(1, int((singular > rtol * singular.max()).sum())) if singular.size and singular.max() > 0 else 1
+    return np.ascontiguousarray(vt[:rank].T, dtype=np.float32)
+
+def _project(x: torch.Tensor, bases: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    "[g(D); g(I)] -> [Q_D^T g(D); Q_I^T g(I)], or x unchanged without bases."
+    if bases is None: return x
+    split = bases[0].shape[0]
+    return torch.cat([x[:, :split] @ bases[0], x[:, split:] @ bases[1]], dim=1)
+
 def _input_scaling(x: torch.Tensor, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
     if not standardize: return torch.zeros(x.shape[1]), torch.ones(x.shape[1])
     std = x.std(dim=0, unbiased=False)

@@ -77,7 +77,7 @@ class ExpoSelector:
         arm, score = _check_feedback(self.domain, arm, score)
         self.history.append((arm, score))
         arms, scores = zip(*self.history)
-        self.estimator.fit(self.domain.features(arms), np.array(scores))
+        self.estimator.fit(self.domain.features(arms), np.array(scores), domain=self.domain)   # trains in the domain span
         self.last_predictions = self.estimator.predict_domain(self.domain)
         self.cumulative_scores += self.last_predictions
 

@@ -40,6 +40,7 @@ class RunConfig:
     temperature: float = 1.3  # rephrasing temperature
     cache: str | None = None  # path of the shared LLM response cache (None: inside the run directory)
     eta_es: float = 10.0  # EXP3 learning rate of the exemplar-sequence selector (expo-es)
+    input_projection: str = "domain"  # score network inputs: "domain" (span coordinates, 11_estimator) or "none" (raw)
 
     def validate(self) -> "RunConfig":
         "Check every field; return self."
@@ -51,6 +52,7 @@ class RunConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name.startswith("k_") else 1):
                 raise ExpoError(f"{name} must be a positive integer, got {value!r}")
         if not (self.eta_es > 0): raise ExpoError(f"eta_es must be > 0, got {self.eta_es!r}")
+        if self.input_projection not in ("domain", "none"): raise ExpoError(f"input_projection must be 'domain' or 'none', got {self.input_projection!r}")
         if not (self.eta > 0): raise ExpoError(f"eta must be > 0, got {self.eta!r}")
         if not (self.temperature >= 0): raise ExpoError(f"temperature must be >= 0, got {self.temperature!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -71,6 +73,7 @@ class RunConfig:
         if not isinstance(data, dict): raise ExpoError("config JSON must be an object")
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown: raise ExpoError(f"unknown config keys {sorted(unknown)}; remove them")
+        data.setdefault("input_projection", "none")   # configs saved before the key existed trained on raw inputs
         return cls(**data).validate()
 
 # %% ../nbs/30_runner.ipynb #dd73e030
@@ -201,7 +204,8 @@ def make_driver(config: RunConfig, domain, task, embedder=None) -> MethodDriver:
     from expo_nb.exp3 import ExpoSelector
     from expo_nb.baselines import FixedPromptSelector, NeuralUcbSelector, UniformRandomSelector
     from expo_nb import expo_es
-    estimator, method, seed = EstimatorConfig(seed=config.seed), config.method, config.seed
+    estimator = EstimatorConfig(seed=config.seed, input_projection=config.input_projection)
+    method, seed = config.method, config.seed
     if method in ("opro", "opro-enhanced"): return MethodDriver(FixedPromptSelector(domain, arm=0))
     if method == "random": return MethodDriver(UniformRandomSelector(domain, seed=seed))
     if method == "neuralucb": return MethodDriver(NeuralUcbSelector(domain, estimator, seed=seed))

@@ -40,6 +40,47 @@ def test_unequal_part_dimensions_split_the_first_layer_correctly(domain):
     assert est.predict_domain(domain)[domain.arm_index(i, j)] == pytest.approx(by_hand, abs=1e-5)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("standardize_inputs", [False, True])
+def test_domain_projection_predicts_consistently_and_keeps_the_width(activation, standardize_inputs):
+    # 4 descriptions and 3 instructions in 10-d: the span coordinates are 4 + 3, not 20
+    rng = make_rng(7)
+    dom = PromptDomain([f"D{i}" for i in range(4)], [f"I{j}" for j in range(3)], rng.normal(size=(4, 10)), rng.normal(size=(3, 10)))
+    arms = rng.integers(0, dom.n_arms, size=6)
+    config = EstimatorConfig(hidden=9, epochs=30, lr=1e-2, activation=activation, standardize_inputs=standardize_inputs)
+    est = ScoreEstimator(config).fit(dom.features(arms), rng.normal(size=6), domain=dom)
+    assert (est.network[0].in_features, est.network[0].out_features, est.feature_dim) == (7, 9, 20)
+    np.testing.assert_allclose(est.predict_domain(dom), est.predict(dom.features(range(dom.n_arms))), atol=1e-5)
+
+
+def test_domain_projection_with_plain_gradient_descent_is_the_raw_network_in_other_coordinates():
+    # both networks start from the same function on the arms (V0 = W0 Q) and take the same GD steps
+    rng = make_rng(8)
+    dom = PromptDomain([f"D{i}" for i in range(3)], [f"I{j}" for j in range(3)], rng.normal(size=(3, 8)), rng.normal(size=(3, 8)))
+    arms = [0, 4, 8, 2]
+    x, y = dom.features(arms), np.array([0.1, 0.7, -0.3, 0.4])
+    gd = EstimatorConfig(hidden=6, epochs=40, lr=0.05, optimizer="sgd", standardize_labels=False)
+    raw = ScoreEstimator(EstimatorConfig(**{**gd.__dict__, "input_projection": "none"})).fit(x, y)
+    projected = ScoreEstimator(gd).fit(x, y, domain=dom)
+    q = torch.block_diag(*projected.projection)
+    w0 = fit_mlp(x, y, 6, EstimatorConfig(epochs=1, lr=1e-30, optimizer="sgd"), torch.Generator().manual_seed(0))
+    v0 = torch.nn.Sequential(torch.nn.Linear(q.shape[1], 6), torch.nn.ReLU(), torch.nn.Linear(6, 1))
+    with torch.no_grad():
+        v0[0].weight.copy_(w0[0].weight @ q); v0[0].bias.copy_(w0[0].bias); v0[2].load_state_dict(w0[2].state_dict())
+    step = torch.optim.SGD(v0.parameters(), lr=0.05)
+    xt, yt = torch.from_numpy(x.astype(np.float32)) @ q, torch.from_numpy(y.astype(np.float32))
+    for _ in range(40):
+        step.zero_grad(); torch.mean((v0(xt).squeeze(-1) - yt) ** 2).backward(); step.step()
+    with torch.no_grad(): by_hand = v0(torch.from_numpy(dom.features(range(dom.n_arms)).astype(np.float32)) @ q).squeeze(-1).numpy()
+    np.testing.assert_allclose(raw.predict_domain(dom), by_hand, atol=1e-4)
+    assert projected.network[0].in_features == 6 and raw.network[0].in_features == 16
+
+
+def test_projection_needs_a_matching_domain(domain):
+    with pytest.raises(ExpoError, match="domain feature dim 10 != the features' 3"):
+        ScoreEstimator().fit(np.ones((2, 3)), [0.0, 1.0], domain=domain)
+
+
 def test_labels_are_standardised_and_mapped_back():
     x = make_rng(3).normal(size=(20, 5)).astype(np.float32)
     y = 1000.0 + 50.0 * x[:, 0]
