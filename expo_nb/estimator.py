@@ -96,6 +96,8 @@ def _check_training_data(features, targets) -> tuple[torch.Tensor, torch.Tensor]
     return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))
 
 # %% ../nbs/11_estimator.ipynb #acad250e
+_IN_PLACE = {torch.nn.ReLU: torch.relu_, torch.nn.Tanh: torch.tanh_, torch.nn.Sigmoid: torch.sigmoid_}   # GELU: out of place
+
 class ScoreEstimator:
     "EXPO's MLP score estimator: fit on (arm features, scores), predict any arm or the whole domain."
     block_floats = 1 << 22   # bound on the broadcast (rows, k2, hidden) tensor in predict_domain
@@ -153,11 +155,14 @@ class ScoreEstimator:
             per_description = descriptions @ weight[:, :descriptions.shape[1]].T + bias  # (k1, h)
             per_instruction = instructions @ weight[:, descriptions.shape[1]:].T         # (k2, h)
             out_w, out_b = net[2].weight.detach()[0], net[2].bias.detach()[0]
-            k1, k2 = domain.shape
-            rows = max(1, self.block_floats // (k2 * weight.shape[0]))
-            blocks = [net[1](per_description[s:s + rows, None, :] + per_instruction[None]) @ out_w + out_b
-                      for s in range(0, k1, rows)]
-            out = torch.cat(blocks).reshape(-1).double().numpy()
+            (k1, k2), activate = domain.shape, _IN_PLACE.get(type(net[1]), net[1])
+            rows = min(k1, max(1, self.block_floats // (k2 * weight.shape[0])))
+            block, scores = torch.empty(rows, k2, weight.shape[0]), torch.empty(k1, k2)   # one reused buffer
+            for s in range(0, k1, rows):
+                n = min(rows, k1 - s)
+                torch.add(per_description[s:s + n, None, :], per_instruction[None], out=block[:n])
+                torch.matmul(activate(block[:n]), out_w, out=scores[s:s + n])
+            out = (scores.reshape(-1) + out_b).double().numpy()
         return out * self.label_scale + self.label_mean
 
     def _domain_bases(self, domain: PromptDomain | None, feature_dim: int) -> tuple[torch.Tensor, torch.Tensor] | None:
