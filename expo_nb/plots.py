@@ -9,10 +9,10 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from .core import ExpoError
-from .runner import RunConfig, read_log
+from .runner import METRIC_LABELS, RunConfig, read_log
 
 # %% auto #0
-__all__ = ['METHOD_ORDER', 'METRIC_LABELS', 'load_runs', 'plot_metric', 'plot_selection', 'top_prompts', 'plot_panels']
+__all__ = ['METHOD_ORDER', 'load_runs', 'plot_metric', 'plot_selection', 'top_prompts', 'plot_panels']
 
 # %% ../nbs/31_plots.ipynb #a3c01784
 def load_runs(dirs: Iterable[Path | str]) -> pd.DataFrame:
@@ -32,7 +32,6 @@ def load_runs(dirs: Iterable[Path | str]) -> pd.DataFrame:
 # %% ../nbs/31_plots.ipynb #00a704f8
 METHOD_ORDER = ("expo", "expo-es", "opro", "opro-enhanced", "neuralucb", "random",
                 "expo-d-only", "expo-i-only", "expo-exemplar-input")
-METRIC_LABELS = {"linreg": "best MSE so far", "tsp": "best optimality gap so far (%)", "bandit": "cumulative regret"}
 
 def _palette(methods) -> dict:
     import seaborn as sns

@@ -12,14 +12,15 @@ from pathlib import Path
 from .core import ExpoError
 
 # %% auto #0
-__all__ = ['METHODS', 'TASK_NAMES', 'PRESETS', 'TASK_CLASSES', 'RunConfig', 'get_preset', 'make_task', 'append_record',
-           'read_log', 'Proposal', 'MethodDriver', 'make_driver', 'run_loop', 'sample_temperatures', 'build_task',
-           'check_credentials', 'build_run_domain', 'run']
+__all__ = ['METHODS', 'TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'TASK_CLASSES', 'RunConfig', 'get_preset', 'make_task',
+           'append_record', 'read_log', 'Proposal', 'MethodDriver', 'make_driver', 'run_loop', 'sample_temperatures',
+           'build_task', 'check_credentials', 'build_run_domain', 'run']
 
 # %% ../nbs/30_runner.ipynb #1a9e0600
 METHODS = ("expo", "expo-es", "opro", "opro-enhanced", "neuralucb", "random",
            "expo-d-only", "expo-i-only", "expo-exemplar-input")
 TASK_NAMES = ("linreg", "tsp", "bandit")
+METRIC_LABELS = {"linreg": "best MSE so far", "tsp": "best optimality gap so far (%)", "bandit": "cumulative regret"}
 
 # %% ../nbs/30_runner.ipynb #0617fa9a
 @dataclass(frozen=True)
@@ -282,6 +283,15 @@ def run_loop(config: RunConfig, out_dir: Path | str, task, domain, chat, selecto
     return records
 
 # %% ../nbs/30_runner.ipynb #944ad072
+def _save_metric_figure(path: Path, records: list[dict], config: RunConfig) -> None:
+    "One run's task metric per iteration (31_plots draws the mean over seeds of many runs)."
+    import matplotlib.pyplot as plt, seaborn as sns
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    sns.lineplot(x=[r["iteration"] for r in records], y=[r["metric"] for r in records], marker="o", ax=ax)
+    ax.set(xlabel="iteration", ylabel=METRIC_LABELS.get(config.task, "metric"),
+           title=f"{config.method} on {config.task} (seed {config.seed})")
+    fig.savefig(path, dpi=120, bbox_inches="tight"); plt.close(fig)
+
 def _finish(out_dir: Path, config: RunConfig, records: list[dict], driver, domain) -> dict:
     "Write metric.png and summary.json for a finished run; return the summary."
     top = driver.selector.summary(top=3)["top_arms"] if hasattr(driver.selector, "summary") else []
@@ -296,11 +306,7 @@ def _finish(out_dir: Path, config: RunConfig, records: list[dict], driver, domai
                "cached_calls": sum(r["cached_calls"] for r in records),
                "wall_s": round(sum(r["wall_s"] for r in records), 3),
                "domain_shape": list(domain.shape), "arms_used": len({r["arm"] for r in records}), "top_arms": top}
-    if records:
-        from expo_nb.plots import load_runs, plot_metric
-        import matplotlib.pyplot as plt
-        ax = plot_metric(load_runs([out_dir]), title=f"{config.method} on {config.task} (seed {config.seed})")
-        ax.figure.savefig(out_dir / "metric.png", dpi=120, bbox_inches="tight"); plt.close(ax.figure)
+    if records: _save_metric_figure(out_dir / "metric.png", records, config)
     atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=1, default=_jsonable).encode())
     return summary
 
