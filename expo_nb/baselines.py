@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from .core import ExpoError, PromptDomain, make_rng
 from .estimator import EstimatorConfig, ScoreEstimator
-from .exp3 import ExpoSelector, _check_feedback, _check_state, _summary
+from .exp3 import ExpoSelector, check_feedback, check_selector_state, selection_summary
 
 # %% auto #0
 __all__ = ['FixedPromptSelector', 'UniformRandomSelector', 'ucb_bonus_squared', 'NeuralUcbSelector']
@@ -36,7 +36,7 @@ class FixedPromptSelector:
 
     def tell(self, arm: int, score: float) -> None:
         "Record the score (nothing is learned)."
-        self.history.append(_check_feedback(self.domain, arm, score))
+        self.history.append(check_feedback(self.domain, arm, score))
 
     def state_dict(self) -> dict:
         "The fixed arm and the history, as JSON types."
@@ -45,12 +45,12 @@ class FixedPromptSelector:
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict`."
-        _check_state(self, state)
+        check_selector_state(self, state)
         self.arm, self.history = self.domain.arm(state["arm"]).index, [(int(a), float(s)) for a, s in state["history"]]
 
     def summary(self, top: int = 5) -> dict:
         "The fixed arm (value = number of plays)."
-        return _summary(self.domain, self.probabilities, _play_counts(self.domain, self.history), len(self.history), top)
+        return selection_summary(self.domain, self.probabilities, _play_counts(self.domain, self.history), len(self.history), top)
 
 # %% ../nbs/14_baselines.ipynb #a2c686a2
 def _play_counts(domain: PromptDomain, history) -> np.ndarray:
@@ -77,7 +77,7 @@ class UniformRandomSelector:
 
     def tell(self, arm: int, score: float) -> None:
         "Record the score (nothing is learned)."
-        self.history.append(_check_feedback(self.domain, arm, score))
+        self.history.append(check_feedback(self.domain, arm, score))
 
     def state_dict(self) -> dict:
         "History and generator state, as JSON types."
@@ -86,13 +86,13 @@ class UniformRandomSelector:
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict`."
-        _check_state(self, state)
+        check_selector_state(self, state)
         self.history = [(int(a), float(s)) for a, s in state["history"]]
         self.rng.bit_generator.state = state["rng"]
 
     def summary(self, top: int = 5) -> dict:
         "Entropy of the uniform distribution and the most played arms (value = number of plays)."
-        return _summary(self.domain, self.probabilities, _play_counts(self.domain, self.history), len(self.history), top)
+        return selection_summary(self.domain, self.probabilities, _play_counts(self.domain, self.history), len(self.history), top)
 
 # %% ../nbs/14_baselines.ipynb #1cba4e9e
 def ucb_bonus_squared(network: torch.nn.Sequential,   # Linear(d, h) -> activation -> Linear(h, 1)
@@ -155,7 +155,7 @@ class NeuralUcbSelector:
 
     def tell(self, arm: int, score: float) -> None:
         "Add the chosen arm's squared gradient to U, retrain on all history, recompute every arm's UCB."
-        arm, score = _check_feedback(self.domain, arm, score)
+        arm, score = check_feedback(self.domain, arm, score)
         if self.history:
             if self.estimator.network is None: self._refit()        # after a restore
             self.gradient_log.append(_squared_gradient(self.estimator.network, self.domain.features([arm])[0]))
@@ -175,7 +175,7 @@ class NeuralUcbSelector:
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict`; U is rebuilt from the gradient log in the original order."
-        _check_state(self, state)
+        check_selector_state(self, state)
         self.nu, self.lambda_ = float(state["nu"]), float(state["lambda_"])
         self.history = [(int(a), float(s)) for a, s in state["history"]]
         self.gradient_log = [(list(c2), list(a2)) for c2, a2 in state["gradient_log"]]
@@ -187,7 +187,7 @@ class NeuralUcbSelector:
     def summary(self, top: int = 5) -> dict:
         "The arms with the largest UCB (value = UCB)."
         ucb = self.upper_confidence
-        return _summary(self.domain, self.probabilities, ucb, len(self.history), top) | {
+        return selection_summary(self.domain, self.probabilities, ucb, len(self.history), top) | {
             "top_arms": [{"arm": int(a), "mean": float(self.means[a]), "bonus": float(self.bonus[a]), "ucb": float(ucb[a])}
                          for a in np.argsort(-ucb, kind="stable")[:top]]}
 

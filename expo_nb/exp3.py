@@ -11,7 +11,7 @@ from .core import ExpoError, PromptDomain, make_rng
 from .estimator import EstimatorConfig, ScoreEstimator
 
 # %% auto #0
-__all__ = ['arm_probabilities', 'sample_arm', 'ExpoSelector']
+__all__ = ['arm_probabilities', 'sample_arm', 'ExpoSelector', 'check_feedback', 'check_selector_state', 'selection_summary']
 
 # %% ../nbs/12_exp3.ipynb #53d60a19
 def arm_probabilities(cumulative_scores: np.ndarray,  # (k,) cumulative predicted scores, one per arm
@@ -74,7 +74,7 @@ class ExpoSelector:
 
     def tell(self, arm: int, score: float) -> None:
         "Record the score of a played arm, retrain the estimator on all history, update the cumulative scores."
-        arm, score = _check_feedback(self.domain, arm, score)
+        arm, score = check_feedback(self.domain, arm, score)
         self.history.append((arm, score))
         arms, scores = zip(*self.history)
         self.estimator.fit(self.domain.features(arms), np.array(scores), domain=self.domain)   # trains in the domain span
@@ -90,7 +90,7 @@ class ExpoSelector:
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict` (the domain must have the same shape)."
-        _check_state(self, state)
+        check_selector_state(self, state)
         self.eta, self.start_with_original = _check_eta(state["eta"]), bool(state["start_with_original"])
         self.history = [(int(a), float(s)) for a, s in state["history"]]
         self.cumulative_scores = np.array(state["cumulative_scores"], dtype=np.float64)
@@ -99,22 +99,25 @@ class ExpoSelector:
 
     def summary(self, top: int = 5) -> dict:
         "Iterations, entropy of the sampling distribution (nats) and the `top` most likely arms."
-        return _summary(self.domain, self.probabilities, self.cumulative_scores, len(self.history), top)
+        return selection_summary(self.domain, self.probabilities, self.cumulative_scores, len(self.history), top)
 
 # %% ../nbs/12_exp3.ipynb #c4ba127a
-def _check_feedback(domain: PromptDomain, arm, score) -> tuple[int, float]:
+def check_feedback(domain: PromptDomain, arm, score) -> tuple[int, float]:
+    "Validate a told (arm, score) pair for any selector over `domain`; return them as (int, float)."
     arm = domain.arm(arm).index   # raises ExpoError for an out-of-range or non-integer arm
     if isinstance(score, bool) or not isinstance(score, (int, float, np.floating, np.integer)) or not math.isfinite(score):
         raise ExpoError(f"score must be a finite number, got {score!r}; give invalid replies a finite score (e.g. the worst seen)")
     return arm, float(score)
 
-def _check_state(selector, state: dict) -> None:
+def check_selector_state(selector, state: dict) -> None:
+    "Refuse a saved state made by another selector class or for a domain of another shape."
     if not isinstance(state, dict) or state.get("kind") != type(selector).__name__:
         raise ExpoError(f"not a saved {type(selector).__name__} state (kind={state.get('kind') if isinstance(state, dict) else None!r})")
     if list(state["shape"]) != list(selector.domain.shape):
         raise ExpoError(f"saved state is for a {tuple(state['shape'])} domain, this selector has {selector.domain.shape}")
 
-def _summary(domain: PromptDomain, probabilities: np.ndarray, values: np.ndarray, iterations: int, top: int) -> dict:
+def selection_summary(domain: PromptDomain, probabilities: np.ndarray, values: np.ndarray, iterations: int, top: int) -> dict:
+    "Iterations, entropy (nats) of `probabilities` and the `top` most likely arms with their `values`."
     entropy = max(0.0, float(-(probabilities * np.log(np.where(probabilities > 0, probabilities, 1.0))).sum()))
     order = np.argsort(-probabilities, kind="stable")[:top]
     rows = [{"arm": int(a), "description": domain.arm(int(a)).description, "instruction": domain.arm(int(a)).instruction,

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from .core import (ChatModel, Exemplar, ExemplarSequence, ExpoError, MetaInstruction, MetaPrompt, TaskDescription,
                           batch_requests, make_rng)
-from .tasks import Parsed, StepOutcome, Task, _as_text
+from .tasks import Parsed, StepOutcome, Task, coerce_prompt_part
 
 # %% auto #0
 __all__ = ['INSTANCES', 'COLOUR_WORDS', 'parse_distribution', 'BanditTask']
@@ -121,7 +121,7 @@ class BanditTask(Task):
 
     def meta_prompt(self, description, instruction, exemplars: ExemplarSequence | None = None) -> MetaPrompt:
         "D and I (system part) and the summary followed by the fixed answer question (user part)."
-        description, instruction = _as_text(description, TaskDescription), _as_text(instruction, MetaInstruction)
+        description, instruction = coerce_prompt_part(description, TaskDescription), coerce_prompt_part(instruction, MetaInstruction)
         exemplars = self.default_exemplars() if exemplars is None else exemplars
         if not isinstance(exemplars, ExemplarSequence) or sorted(e.action for e in exemplars) != sorted(self.colours):
             raise ExpoError("exemplars must be an ExemplarSequence of the per-button rows (an ordering of task.es_pool())")

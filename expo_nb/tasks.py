@@ -12,7 +12,7 @@ from .core import (ChatModel, Completion, Exemplar, ExemplarSequence, ExpoError,
                           TaskDescription, batch_requests)
 
 # %% auto #0
-__all__ = ['DEFAULT_SAMPLES', 'Parsed', 'StepOutcome', 'prompt_score', 'Task']
+__all__ = ['DEFAULT_SAMPLES', 'Parsed', 'StepOutcome', 'prompt_score', 'Task', 'coerce_prompt_part']
 
 # %% ../nbs/20_tasks.ipynb #eb89cbe4
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class Task(ABC):
     def meta_prompt(self, description: TaskDescription | str, instruction: MetaInstruction | str,
                     exemplars: ExemplarSequence | None = None) -> MetaPrompt:
         "The meta-prompt for (D, I) and an exemplar sequence (default: `default_exemplars()`); I gets the format suffix."
-        description, instruction = _as_text(description, TaskDescription), _as_text(instruction, MetaInstruction)
+        description, instruction = coerce_prompt_part(description, TaskDescription), coerce_prompt_part(instruction, MetaInstruction)
         exemplars = self.default_exemplars() if exemplars is None else exemplars
         if not isinstance(exemplars, ExemplarSequence): raise ExpoError("exemplars must be an ExemplarSequence (or None for the default)")
         block = "\n\n".join(p for p in (self.instance_block().strip(), self.render_exemplars(exemplars).strip()) if p)
@@ -189,7 +189,7 @@ class Task(ABC):
         self.history = [Exemplar(self.action_from_json(a), float(o), float(s)) for a, o, s in state["history"]]
 
 # %% ../nbs/20_tasks.ipynb #88864054
-def _as_text(value, kind):
+def coerce_prompt_part(value, kind):
     "Accept a TaskDescription / MetaInstruction or a plain string; reject anything else with a hint."
     if isinstance(value, kind): return value
     if isinstance(value, str): return kind(value)
