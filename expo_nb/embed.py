@@ -99,6 +99,8 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 # %% ../nbs/04_embed.ipynb #aef98bcb
+_PROBE_TEXT = "dimension probe"   # embedded once when nothing else tells the dimension (APIs reject empty texts)
+
 class CachedEmbedder:
     "Batch-and-cache wrapper: each distinct text is embedded once per (identity, text)."
     def __init__(self, inner: Embedder,  # the embedder doing the work
@@ -110,7 +112,12 @@ class CachedEmbedder:
     @property
     def identity(self) -> str: return self.inner.identity
     @property
-    def dimension(self) -> int: return self.inner.dimension
+    def dimension(self) -> int:
+        "The inner embedder's dimension, read from a vector already in memory or in the cache when there is one."
+        if self._memory: return len(next(iter(self._memory.values())))   # no probe request on a cached rerun
+        stored = self.cache.get(self._key(_PROBE_TEXT)) if self.cache is not None else None
+        if stored is not None: return len(stored["vector"])
+        return len(self.embed([_PROBE_TEXT])[0])   # one tiny request, cached like any other text
     def __repr__(self): return f"CachedEmbedder({self.inner!r}, cache={self.cache!r})"
 
     def _key(self, text: str) -> str:
