@@ -57,11 +57,12 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
         seed: Optional[int] = None, iterations: Optional[int] = None, samples: Optional[int] = None,
         eta: Optional[float] = None, domain: Optional[str] = typer.Option(None, help="'llm' or a variants .json file"),
         cache: Optional[str] = typer.Option(None, help="shared response cache file (default: inside the run directory)"),
+        input_projection: Optional[str] = typer.Option(None, help="score network inputs: 'domain' (span coordinates, default) or 'none' (raw embeddings)"),
         progress: bool = typer.Option(True, help="show progress bars")) -> None:
     "Run PRESET (with overrides) in a run directory; rerun to resume."
     from expo_nb.runner import run as run_config
     config = _config(preset, llm=llm, embedder=embedder, method=method, seed=seed, iterations=iterations,
-                     samples=samples, eta=eta, domain=domain, cache=cache)
+                     samples=samples, eta=eta, domain=domain, cache=cache, input_projection=input_projection)
     out = out or Path("runs") / preset
     try: summary = run_config(config, out, progress=progress)
     except ExpoError as error: fail(str(error))
