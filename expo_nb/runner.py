@@ -240,24 +240,38 @@ def _arm_indices(domain, arm: int) -> tuple[int, int]:
     return int(a.description), int(a.instruction)
 
 # %% ../nbs/30_runner.ipynb #b922e3d4
+def _resume(out_dir: Path, driver, task) -> tuple[list[dict], int]:
+    "Restore the last checkpoint; drop (and recompute later) records logged after it. Returns (records, done)."
+    log, records, done = out_dir / "log.jsonl", read_log(out_dir / "log.jsonl"), 0
+    if (out_dir / "checkpoint.json").exists():
+        state = json.loads((out_dir / "checkpoint.json").read_text())
+        done = state["iterations_done"]; driver.load_state_dict(state["driver"]); task.load_state_dict(state["task"])
+    if len(records) != done:
+        records = records[:done]
+        atomic_write_bytes(log, b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records))
+    return records, done
+
+def _iteration_record(iteration: int, proposal, outcome, domain, driver, wall_s: float) -> dict:
+    "The log line of one iteration: the arm, the task's outcome, the selection summary, tokens and time."
+    d_index, i_index = _arm_indices(domain, proposal.arm)
+    return {"iteration": iteration, "arm": proposal.arm, "description": d_index, "instruction": i_index,
+            "score": outcome.score, "objective": outcome.objective, "metric": outcome.metric,
+            **{key: getattr(outcome, key) for key in ("valid", "n_valid", "n_samples", "n_new", "feedback") if hasattr(outcome, key)},
+            **driver.selection(),
+            "n_exemplars": len(proposal.exemplars) if proposal.exemplars is not None else None,
+            "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+            "cached_calls": outcome.cached_calls, "wall_s": round(wall_s, 4)}
+
 def run_loop(config: RunConfig, out_dir: Path | str, task, domain, chat, selector, progress: bool = False) -> list[dict]:
     "Run or resume the propose/step/observe loop in `out_dir`; return all iteration records."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     driver = selector if isinstance(selector, MethodDriver) else MethodDriver(selector)
-    log = out_dir / "log.jsonl"
-    if (out_dir / "summary.json").exists(): return read_log(log)
+    if (out_dir / "summary.json").exists(): return read_log(out_dir / "log.jsonl")
     if not (out_dir / "config.json").exists(): atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
-    records, done = read_log(log), 0
-    if (out_dir / "checkpoint.json").exists():
-        state = json.loads((out_dir / "checkpoint.json").read_text())
-        done = state["iterations_done"]; driver.load_state_dict(state["driver"]); task.load_state_dict(state["task"])
-    if len(records) != done:  # records written after the last checkpoint are recomputed
-        records = records[:done]
-        atomic_write_bytes(log, b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records))
+    records, done = _resume(out_dir, driver, task)
     from tqdm.auto import tqdm
     bar = tqdm(total=config.iterations, initial=done, disable=not progress, desc=f"{config.method} on {config.task}", unit="it")
-    tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in records)
-    cached = sum(r["cached_calls"] for r in records)
+    tokens, cached = sum(r["prompt_tokens"] + r["completion_tokens"] for r in records), sum(r["cached_calls"] for r in records)
     try:
         for iteration in range(done, config.iterations):
             start = time.perf_counter()
@@ -265,18 +279,11 @@ def run_loop(config: RunConfig, out_dir: Path | str, task, domain, chat, selecto
             description, instruction = domain.texts(proposal.arm)
             outcome = task.step(chat, description, instruction, proposal.exemplars, tag=f"iteration-{iteration}")
             driver.observe(proposal, outcome.score)
-            d_index, i_index = _arm_indices(domain, proposal.arm)
-            record = {"iteration": iteration, "arm": proposal.arm, "description": d_index, "instruction": i_index,
-                      "score": outcome.score, "objective": outcome.objective, "metric": outcome.metric,
-                      **{key: getattr(outcome, key) for key in ("valid", "n_valid", "n_samples", "n_new", "feedback")
-                         if hasattr(outcome, key)},
-                      **driver.selection(),
-                      "n_exemplars": len(proposal.exemplars) if proposal.exemplars is not None else None,
-                      "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
-                      "cached_calls": outcome.cached_calls, "wall_s": round(time.perf_counter() - start, 4)}
-            append_record(log, record); _checkpoint(out_dir, iteration + 1, driver, task); records.append(record)
+            record = _iteration_record(iteration, proposal, outcome, domain, driver, time.perf_counter() - start)
+            append_record(out_dir / "log.jsonl", record); _checkpoint(out_dir, iteration + 1, driver, task); records.append(record)
             tokens += outcome.prompt_tokens + outcome.completion_tokens; cached += outcome.cached_calls
-            bar.set_postfix(metric=f"{outcome.metric:.4g}", arm=f"D{d_index}/I{i_index}", tokens=tokens, cached=cached, refresh=False)
+            bar.set_postfix(metric=f"{outcome.metric:.4g}", arm=f"D{record['description']}/I{record['instruction']}",
+                            tokens=tokens, cached=cached, refresh=False)
             bar.update(1)
     finally: bar.close()
     _finish(out_dir, config, records, driver, domain)
