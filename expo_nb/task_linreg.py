@@ -8,7 +8,7 @@ import math, re
 from typing import Sequence
 import numpy as np
 from .core import ExemplarSequence, ExpoError, MetaInstruction, TaskDescription, make_rng
-from .tasks import DEFAULT_SAMPLES, Parsed, Task
+from .tasks import DEFAULT_SAMPLES, Parsed, Task, last_valid
 
 # %% auto #0
 __all__ = ['LINREG_DESCRIPTION', 'LINREG_ENHANCED_SENTENCE', 'LINREG_INSTRUCTION', 'LINREG_FORMAT', 'parse_pair',
@@ -40,12 +40,7 @@ def parse_pair(reply: str,                 # the LLM reply
     if not isinstance(reply, str) or not reply.strip(): return Parsed(None, "empty reply")
     groups = _BRACKETS.findall(reply)
     if not groups: return Parsed(None, "no [w, b] pair in square brackets found")
-    first_reason = ""
-    for group in reversed(groups):
-        pair, reason = _pair_from_group(group, max_abs)
-        if pair is not None: return Parsed(pair)
-        first_reason = first_reason or reason
-    return Parsed(None, f"no valid [w, b] pair: last bracket group: {first_reason}")
+    return last_valid(groups, lambda group: _pair_from_group(group, max_abs), "no valid [w, b] pair: last bracket group")
 
 # %% ../nbs/21_task_linreg.ipynb #8c6757b6
 LINREG_DESCRIPTION = (

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 from .core import ExemplarSequence, ExpoError, MetaInstruction, TaskDescription, atomic_write_bytes, make_rng
-from .tasks import DEFAULT_SAMPLES, Parsed, Task
+from .tasks import DEFAULT_SAMPLES, Parsed, Task, last_valid
 
 # %% auto #0
 __all__ = ['MAX_HELD_KARP_NODES', 'TSP_DESCRIPTION', 'TSP_ENHANCED_SENTENCE', 'TSP_INSTRUCTION', 'TSP_FORMAT', 'held_karp',
@@ -87,12 +87,7 @@ def parse_tour(reply: str,   # the LLM reply
     if not isinstance(reply, str) or not reply.strip(): return Parsed(None, "empty reply")
     groups = _TRACE.findall(reply)
     if not groups: return Parsed(None, "no <trace>...</trace> found")
-    reason = ""
-    for group in reversed(groups):
-        tour, why = _tour_from_group(group, n)
-        if tour is not None: return Parsed(tour)
-        reason = reason or why
-    return Parsed(None, f"no valid tour: last trace: {reason}")
+    return last_valid(groups, lambda group: _tour_from_group(group, n), "no valid tour: last trace")
 
 # %% ../nbs/22_task_tsp.ipynb #f5f0c65f
 TSP_DESCRIPTION = (

@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from .core import (ChatModel, Completion, Exemplar, ExemplarSequence, ExpoError, MetaInstruction, MetaPrompt,
                           TaskDescription, batch_requests)
 
 # %% auto #0
-__all__ = ['DEFAULT_SAMPLES', 'Parsed', 'StepOutcome', 'prompt_score', 'Task', 'coerce_prompt_part']
+__all__ = ['DEFAULT_SAMPLES', 'Parsed', 'last_valid', 'StepOutcome', 'prompt_score', 'Task', 'coerce_prompt_part']
 
 # %% ../nbs/20_tasks.ipynb #eb89cbe4
 @dataclass(frozen=True)
@@ -23,6 +23,18 @@ class Parsed:
 
     @property
     def valid(self) -> bool: return self.action is not None
+
+def last_valid(groups: list[str],                           # candidate groups in reply order
+               parse_group: Callable[[str], tuple[Any, str]],  # group -> (action or None, reason)
+               failure: str,                                # prefix of the reason when none parses
+              ) -> Parsed:
+    "The last group that parses; invalid with `failure` and the last group's reason when none does."
+    reason = ""
+    for group in reversed(groups):
+        action, why = parse_group(group)
+        if action is not None: return Parsed(action)
+        reason = reason or why
+    return Parsed(None, f"{failure}: {reason}")
 
 # %% ../nbs/20_tasks.ipynb #f3901871
 @dataclass
