@@ -181,15 +181,6 @@ class ScoreEstimator:
         return self.network
 
 # %% ../nbs/11_estimator.ipynb #32e049fb
-def span_basis(embeddings: np.ndarray,  # (k, d) embeddings of one domain part
-               rtol: float = 1e-6,      # singular values below rtol * the largest count as zero
-              ) -> np.ndarray:          # (d, r) float32 with orthonormal columns, r = numerical rank (>= 1)
-    "An orthonormal basis of the span of the rows of `embeddings`, from a thin SVD."
-    e = np.asarray(embeddings, dtype=np.float64)
-    _, singular, vt = np.linalg.svd(e, full_matrices=False)
-    rank = max(1, int((singular > rtol * singular.max()).sum())) if singular.size and singular.max() > 0 else 1
-    return np.ascontiguousarray(vt[:rank].T, dtype=np.float32)
-
 def _project(x: torch.Tensor, bases: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     "[g(D); g(I)] -> [Q_D^T g(D); Q_I^T g(I)], or x unchanged without bases."
     if bases is None: return x
@@ -206,3 +197,13 @@ def _fold_input_scaling(layer: torch.nn.Linear, mean_x: torch.Tensor, scale_x: t
     with torch.no_grad():
         layer.weight.div_(scale_x)
         layer.bias.sub_(layer.weight @ mean_x)
+
+# %% ../nbs/11_estimator.ipynb #c7125067
+def span_basis(embeddings: np.ndarray,  # (k, d) embeddings of one domain part
+               rtol: float = 1e-6,      # singular values below rtol * the largest count as zero
+              ) -> np.ndarray:          # (d, r) float32 with orthonormal columns, r = numerical rank (>= 1)
+    "An orthonormal basis of the span of the rows of `embeddings`, from a thin SVD."
+    e = np.asarray(embeddings, dtype=np.float64)
+    _, singular, vt = np.linalg.svd(e, full_matrices=False)
+    rank = max(1, int((singular > rtol * singular.max()).sum())) if singular.size and singular.max() > 0 else 1
+    return np.ascontiguousarray(vt[:rank].T, dtype=np.float32)
