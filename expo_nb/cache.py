@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_cache.ipynb #f70b7af4
 from __future__ import annotations
-import hashlib, json, os, sqlite3, threading
+import hashlib, json, os, sqlite3, threading, time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,6 +21,17 @@ def cache_key(namespace: str, # e.g. "chat" or "embed"
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 # %% ../nbs/01_cache.ipynb #3718e339
+def _set_up(conn: sqlite3.Connection, deadline: float) -> None:
+    "WAL mode and the table, retried while another process holds the lock (up to `deadline`, time.monotonic())."
+    while True:   # switching a fresh file to WAL reports a concurrent opener at once, without the busy timeout
+        try:
+            conn.execute("PRAGMA journal_mode=WAL"); conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline: conn.close(); raise
+            time.sleep(0.01)
+
 class ResponseCache:
     "Key -> JSON dict store in one SQLite file (WAL, multi-process safe, crash safe)."
     def __init__(self, path: Path | str, # SQLite file, created if missing
@@ -32,8 +43,7 @@ class ResponseCache:
         if self._conn is None or self._pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=self.timeout, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL"); conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            _set_up(conn, time.monotonic() + self.timeout)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
     def get_many(self, keys: Iterable[str]) -> dict[str, dict]:
