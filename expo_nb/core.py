@@ -11,9 +11,9 @@ from typing import Any, NamedTuple, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 # %% auto #0
-__all__ = ['ExpoError', 'make_rng', 'TaskDescription', 'MetaInstruction', 'Exemplar', 'ExemplarSequence', 'MetaPrompt', 'Arm',
-           'atomic_write_bytes', 'PromptDomain', 'description_only', 'instruction_only', 'ChatRequest', 'Completion',
-           'ChatModel', 'Embedder', 'batch_requests']
+__all__ = ['ExpoError', 'make_rng', 'TaskDescription', 'MetaInstruction', 'Exemplar', 'exemplar_rank', 'ExemplarSequence',
+           'MetaPrompt', 'Arm', 'atomic_write_bytes', 'PromptDomain', 'description_only', 'instruction_only',
+           'ChatRequest', 'Completion', 'ChatModel', 'Embedder', 'batch_requests']
 
 # %% ../nbs/00_core.ipynb #cecfc57b
 class ExpoError(ValueError):
@@ -47,6 +47,10 @@ class Exemplar:
     score: float           # the prompt score fed to the optimizers (higher is better)
 
 # %% ../nbs/00_core.ipynb #28ba9bb1
+def exemplar_rank(exemplar: Exemplar) -> tuple[float, float]:
+    "Sort key, ascending from worst to best: the score, then (for equal, e.g. clipped, scores) the lower objective."
+    return (float(exemplar.score), -float(exemplar.objective))
+
 @dataclass(frozen=True)
 class ExemplarSequence:
     "An ordered selection of exemplars, in the order they appear in the prompt."
@@ -58,9 +62,9 @@ class ExemplarSequence:
 
     @classmethod
     def top(cls, history: Sequence[Exemplar], size: int = 20) -> "ExemplarSequence":
-        "The `size` best exemplars by score, listed worst to best (the OPRO heuristic)."
+        "The `size` best exemplars (by `exemplar_rank`), listed worst to best (the OPRO heuristic)."
         if size < 1: raise ExpoError(f"size must be >= 1, got {size}")
-        best = sorted(history, key=lambda e: e.score, reverse=True)[:size]
+        best = sorted(history, key=exemplar_rank, reverse=True)[:size]
         return cls(tuple(reversed(best)))
 
 # %% ../nbs/00_core.ipynb #24fcbbaa

@@ -11,19 +11,21 @@ import torch
 from .core import ExpoError, PromptDomain
 
 # %% auto #0
-__all__ = ['EstimatorConfig', 'fit_mlp', 'ScoreEstimator', 'span_basis']
+__all__ = ['LR_DEFAULT', 'EstimatorConfig', 'fit_mlp', 'ScoreEstimator', 'span_basis']
 
 # %% ../nbs/11_estimator.ipynb #30e40da1
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+LR_DEFAULT = 0.1   # SGD with momentum 0.9 on standardised labels: fits as well as Adam at 1e-3 (measured)
 
 @dataclass(frozen=True)
 class EstimatorConfig:
     "Everything about EXPO's score network that the paper leaves open, with our defaults."
     hidden: int | None = None        # hidden width; None -> feature_dim // 4 (1536 for 6144 inputs)
     activation: str = "relu"         # one of relu, tanh, gelu, sigmoid
-    optimizer: str = "adam"          # one of adam, adamw, sgd
-    lr: float = 1e-3                 # learning rate
+    optimizer: str = "sgd"           # one of sgd, adam, adamw (sgd: the domain projection is exact)
+    lr: float = LR_DEFAULT           # learning rate
+    momentum: float = 0.9            # SGD momentum (ignored by adam/adamw)
     epochs: int = 50                 # passes over the training set (full batch: optimizer steps)
     batch_size: int | None = None    # None = full batch; else minibatches shuffled by the seeded generator
     weight_decay: float = 0.0        # L2 penalty passed to the optimizer
@@ -41,6 +43,8 @@ class EstimatorConfig:
         if not isinstance(self.epochs, int) or self.epochs < 1: raise ExpoError(f"epochs must be an int >= 1, got {self.epochs!r}")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ExpoError(f"batch_size must be a positive int or None (full batch), got {self.batch_size!r}")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise ExpoError(f"momentum must be in [0, 1), got {self.momentum}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0): raise ExpoError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)): raise ExpoError(f"seed must be an int, got {self.seed!r}")
         if self.input_projection not in ("domain", "none"): raise ExpoError(f"input_projection must be 'domain' or 'none', got {self.input_projection!r}")
@@ -50,12 +54,22 @@ class EstimatorConfig:
         return self.hidden if self.hidden is not None else max(1, feature_dim // 4)
 
 # %% ../nbs/11_estimator.ipynb #ce2a675a
-def _seeded_linear(fan_in: int, fan_out: int, generator: torch.Generator, init_fan_in: int | None = None) -> torch.nn.Linear:
+def _seeded_linear(fan_in: int, fan_out: int, generator: torch.Generator) -> torch.nn.Linear:
     layer = torch.nn.utils.skip_init(torch.nn.Linear, fan_in, fan_out)
-    bound = 1.0 / math.sqrt(init_fan_in or fan_in)   # torch's default Linear init, from our own generator
+    bound = 1.0 / math.sqrt(fan_in)   # torch's default Linear init, from our own generator
     with torch.no_grad():
         layer.weight.copy_((torch.rand(fan_out, fan_in, generator=generator) * 2 - 1) * bound)
         layer.bias.copy_((torch.rand(fan_out, generator=generator) * 2 - 1) * bound)
+    return layer
+
+def _first_layer(width: int, generator: torch.Generator, n_inputs: int, basis: torch.Tensor | None) -> torch.nn.Linear:
+    "The raw network's seeded first layer; with a (d, r) `basis`, the same layer seen from the coordinates: W0 Q."
+    if basis is None: return _seeded_linear(n_inputs, width, generator)
+    raw = _seeded_linear(basis.shape[0], width, generator)
+    layer = torch.nn.utils.skip_init(torch.nn.Linear, basis.shape[1], width)
+    with torch.no_grad():
+        layer.weight.copy_(raw.weight @ basis)
+        layer.bias.copy_(raw.bias)
     return layer
 
 # %% ../nbs/11_estimator.ipynb #56ae216d
@@ -64,17 +78,17 @@ def fit_mlp(features: np.ndarray,                     # (n, d) training inputs
             hidden: int | None = None,                # hidden width; None -> config.hidden_width(d)
             config: EstimatorConfig | None = None,    # optimizer, lr, epochs, activation, ...; None -> defaults
             generator: torch.Generator | None = None, # seeded init (and minibatch order); None -> config.seed
-            init_fan_in: int | None = None,           # fan-in of the first layer's init bound; None -> d
+            input_basis: torch.Tensor | None = None,  # (D, d) basis the features are coordinates in; None: raw
            ) -> torch.nn.Sequential:                  # Linear(d, hidden) -> activation -> Linear(hidden, 1)
     "Train a one-hidden-layer MLP with MSE from a seeded initialisation."
     config = config or EstimatorConfig()
     x, y = _check_training_data(features, targets)
     generator = generator if generator is not None else torch.Generator().manual_seed(int(config.seed))
     width = int(hidden) if hidden is not None else config.hidden_width(x.shape[1])
-    network = torch.nn.Sequential(_seeded_linear(x.shape[1], width, generator, init_fan_in), _ACTIVATIONS[config.activation](),
+    network = torch.nn.Sequential(_first_layer(width, generator, x.shape[1], input_basis), _ACTIVATIONS[config.activation](),
                                   _seeded_linear(width, 1, generator))
-    fused = {"fused": True} if config.optimizer in ("adam", "adamw") else {}   # fused CPU Adam: ~2x faster steps
-    optimizer = _OPTIMIZERS[config.optimizer](network.parameters(), lr=config.lr, weight_decay=config.weight_decay, **fused)
+    extra = {"fused": True} if config.optimizer in ("adam", "adamw") else {"momentum": config.momentum}   # fused Adam: 2x
+    optimizer = _OPTIMIZERS[config.optimizer](network.parameters(), lr=config.lr, weight_decay=config.weight_decay, **extra)
     batch = config.batch_size or x.shape[0]
     for _ in range(config.epochs):
         order = torch.randperm(x.shape[0], generator=generator) if batch < x.shape[0] else torch.arange(x.shape[0])
@@ -124,8 +138,9 @@ class ScoreEstimator:
         x = _project(x, self.projection)
         mean_x, scale_x = _input_scaling(x, self.config.standardize_inputs)
         labels = (y64 - self.label_mean) / self.label_scale
+        basis = torch.block_diag(*self.projection) if self.projection is not None else None
         self.network = fit_mlp(((x - mean_x) / scale_x).numpy(), labels, self.config.hidden_width(self._feature_dim),
-                               self.config, torch.Generator().manual_seed(int(self.config.seed)), init_fan_in=self._feature_dim)
+                               self.config, torch.Generator().manual_seed(int(self.config.seed)), input_basis=basis)
         _fold_input_scaling(self.network[0], mean_x, scale_x)
         return self
 

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import math
 import numpy as np
 import torch
-from .core import ExpoError, Exemplar, ExemplarSequence, PromptDomain, make_rng
+from .core import ExpoError, Exemplar, ExemplarSequence, PromptDomain, exemplar_rank, make_rng
 from .estimator import EstimatorConfig, fit_mlp
 from .exp3 import ExpoSelector, arm_probabilities, sample_arm
 
@@ -121,7 +121,7 @@ def candidate_sequences(history: Sequence[Exemplar],  # all records so far
     if not 1 <= size <= pool: raise ExpoError(f"need 1 <= size <= pool, got size={size}, pool={pool}")
     if n_random < 0: raise ExpoError(f"n_random must be >= 0, got {n_random}")
     rng = make_rng(rng)
-    top_pool = sorted(history, key=lambda e: e.score, reverse=True)[:pool]
+    top_pool = sorted(history, key=exemplar_rank, reverse=True)[:pool]
     heuristic = ExemplarSequence.top(history, size)
     length = min(size, len(top_pool))
     randoms = [ExemplarSequence(tuple(top_pool[i] for i in rng.permutation(len(top_pool))[:length])) for _ in range(n_random)]

@@ -8,7 +8,7 @@ import math, re
 from typing import Sequence
 import numpy as np
 from .core import ExemplarSequence, ExpoError, MetaInstruction, TaskDescription, make_rng
-from .tasks import DEFAULT_SAMPLES, Parsed, Task, last_valid
+from .tasks import DEFAULT_SAMPLES, DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
 
 # %% auto #0
 __all__ = ['LINREG_DESCRIPTION', 'LINREG_ENHANCED_SENTENCE', 'LINREG_INSTRUCTION', 'LINREG_FORMAT', 'parse_pair',
@@ -33,14 +33,21 @@ def _pair_from_group(group: str, max_abs: float) -> tuple[tuple[int, int] | None
     return (values[0], values[1]), ""
 
 # %% ../nbs/21_task_linreg.ipynb #b0fc0278
+_SIDE = rf"\s*(?:[wb]\s*[=:]\s*)?({_NUMBER.pattern})\.*\s*"      # one side of a comma, as _pair_from_group reads it
+_PAIR_GROUP = re.compile(rf"\[{_SIDE},{_SIDE}\]", re.IGNORECASE)
+
 def parse_pair(reply: str,                 # the LLM reply
                max_abs: float = 1e6,       # largest accepted |w| or |b|
                ) -> Parsed:
     "The last well-formed [w, b] pair in a reply, rounded to integers; invalid with a reason otherwise."
     if not isinstance(reply, str) or not reply.strip(): return Parsed(None, "empty reply")
+    for w_text, b_text in reversed(_PAIR_GROUP.findall(reply)):
+        w, b = float(w_text), float(b_text)
+        if max(abs(w), abs(b)) <= max_abs: return Parsed((int(round(w)), int(round(b))))
     groups = _BRACKETS.findall(reply)
     if not groups: return Parsed(None, "no [w, b] pair in square brackets found")
-    return last_valid(groups, lambda group: _pair_from_group(group, max_abs), "no valid [w, b] pair: last bracket group")
+    # no group is valid, so the reason is the last group's
+    return last_valid(groups[-1:], lambda group: _pair_from_group(group, max_abs), "no valid [w, b] pair: last bracket group")
 
 # %% ../nbs/21_task_linreg.ipynb #8c6757b6
 LINREG_DESCRIPTION = (
@@ -73,8 +80,10 @@ class LinearRegressionTask(Task):
                  warm_start_range: tuple[int, int] = (10, 20),  # inclusive integer range of warm-start w and b
                  max_abs: float = 1e6,                     # parser bound on |w|, |b|
                  samples: Sequence[float] = DEFAULT_SAMPLES, top_k: int = 20, max_tokens: int = 256,
-                 score_scale: float | None = None, score_floor: float | None = -1.0, fallback: str = "best-valid"):
-        super().__init__(samples, top_k, max_tokens, score_scale, score_floor, fallback)
+                 score_scale: float | str = DEFAULT_SCORE_SCALE, score_floor: float | None = -1.0,
+                 fallback: str = "penalty", reask: int = 1):       # score settings: see Task (20_tasks)
+        super().__init__(samples, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
+                         fallback=fallback, reask=reask)
         if not all(isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) for v in (w, b)):
             raise ExpoError(f"w and b must be finite numbers, got w={w!r}, b={b!r}")
         if int(n_points) < 1: raise ExpoError(f"n_points must be >= 1, got {n_points}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 from .core import ExemplarSequence, ExpoError, MetaInstruction, TaskDescription, atomic_write_bytes, make_rng
-from .tasks import DEFAULT_SAMPLES, Parsed, Task, last_valid
+from .tasks import DEFAULT_SAMPLES, DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
 
 # %% auto #0
 __all__ = ['MAX_HELD_KARP_NODES', 'TSP_DESCRIPTION', 'TSP_ENHANCED_SENTENCE', 'TSP_INSTRUCTION', 'TSP_FORMAT', 'held_karp',
@@ -139,8 +139,10 @@ class TspTask(Task):
                  integer_coordinates: bool = True,         # round coordinates to integers (OPRO)
                  cache_dir: Path | str | None = None,      # where to keep the optimum on disk (None: memory only)
                  samples: Sequence[float] = DEFAULT_SAMPLES, top_k: int = 20, max_tokens: int = 512,
-                 score_scale: float | None = None, score_floor: float | None = -1.0, fallback: str = "best-valid"):
-        super().__init__(samples, top_k, max_tokens, score_scale, score_floor, fallback)
+                 score_scale: float | str = DEFAULT_SCORE_SCALE, score_floor: float | None = -1.0,
+                 fallback: str = "penalty", reask: int = 1):       # score settings: see Task (20_tasks)
+        super().__init__(samples, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
+                         fallback=fallback, reask=reask)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 4 <= n <= MAX_HELD_KARP_NODES:
             raise ExpoError(f"n must be an int in [4, {MAX_HELD_KARP_NODES}] (paper: 10, 15, 20), got {n!r}")
         if not 1 <= n_warm_start <= 12: raise ExpoError(f"n_warm_start must be in [1, 12], got {n_warm_start}")

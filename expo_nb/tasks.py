@@ -6,13 +6,14 @@
 from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 from .core import (ChatModel, Completion, Exemplar, ExemplarSequence, ExpoError, MetaInstruction, MetaPrompt,
                           TaskDescription, batch_requests)
 
 # %% auto #0
-__all__ = ['DEFAULT_SAMPLES', 'Parsed', 'last_valid', 'StepOutcome', 'prompt_score', 'Task', 'coerce_prompt_part']
+__all__ = ['SCORE_SCALE_RULES', 'DEFAULT_SCORE_SCALE', 'DEFAULT_SAMPLES', 'FALLBACKS', 'Parsed', 'last_valid', 'StepOutcome',
+           'prompt_score', 'resolve_score_scale', 'Task', 'coerce_prompt_part']
 
 # %% ../nbs/20_tasks.ipynb #eb89cbe4
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class StepOutcome:
     completion_tokens: int = 0
     cached_calls: int = 0        # replies served from a response cache
     replies: list[str] = field(default_factory=list)
-    feedback: str = "sample"     # "sample" (the temperature-0 reply), "best-valid" or "penalty"
+    feedback: str = "sample"     # "sample" (the temperature-0 reply), "reask", "best-valid" or "penalty"
     n_new: int = 0               # proposals added to the history (new, valid, de-duplicated)
+    n_reasked: int = 0           # extra requests for an invalid feedback reply (`Task.reask`)
 
 # %% ../nbs/20_tasks.ipynb #1b2fd376
 def prompt_score(objective: float,               # the task objective (lower is better), e.g. an MSE
@@ -64,8 +66,32 @@ def prompt_score(objective: float,               # the task objective (lower is 
     if math.isnan(score): raise ExpoError(f"objective must be a number, got {objective}")
     return score if floor is None else max(float(floor), score)
 
+# %% ../nbs/20_tasks.ipynb #71efe669
+SCORE_SCALE_RULES = ("warm-max",)   # rules that derive b from the warm-start objectives; "warm-max:K" scales by K
+DEFAULT_SCORE_SCALE = "warm-max:30"   # chosen in 24_calibration; "warm-max" is the earlier default
+
+def resolve_score_scale(spec: float | str,          # b itself (> 0), "warm-max" or "warm-max:K"
+                        objectives: Sequence[float],  # the warm-start objectives
+                        ) -> float:
+    "The constant b of the score transform: a given number, or K times the largest warm-start objective."
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return _positive_scale(float(spec), spec)
+    rule, _, factor = str(spec).partition(":")
+    if rule not in SCORE_SCALE_RULES:
+        raise ExpoError(f"score scale must be a number > 0, 'warm-max' or 'warm-max:K', got {spec!r}")
+    try: multiplier = float(factor) if factor else 1.0
+    except ValueError: raise ExpoError(f"score scale {spec!r}: K in 'warm-max:K' must be a number > 0") from None
+    _positive_scale(multiplier, spec)
+    return _positive_scale(multiplier * max(max(float(o) for o in objectives), 1e-12), spec)
+
+def _positive_scale(value: float, spec) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ExpoError(f"score scale must be a finite number > 0 (or 'warm-max[:K]'), got {spec!r}")
+    return value
+
 # %% ../nbs/20_tasks.ipynb #1d9ef748
 DEFAULT_SAMPLES = (1.0,) * 7 + (0.0,)   # per-sample temperatures of one iteration (paper, spec §2.3)
+FALLBACKS = ("penalty", "best-valid")   # what scores a prompt whose feedback reply stays invalid after re-asking
 
 # %% ../nbs/20_tasks.ipynb #cdeda225
 class Task(ABC):
@@ -77,18 +103,22 @@ class Task(ABC):
     def __init__(self, samples: Sequence[float] = DEFAULT_SAMPLES,  # temperatures of the samples of one iteration
                  top_k: int = 20,                    # exemplars shown by default (the best, worst to best)
                  max_tokens: int = 256,              # token budget per reply
-                 score_scale: float | None = None,   # b of the score transform; None: max warm-start objective
+                 score_scale: float | str = DEFAULT_SCORE_SCALE,  # b, or a rule for it (resolve_score_scale)
                  score_floor: float | None = -1.0,   # lowest prompt score; None for the unclipped formula
-                 fallback: str = "best-valid"):      # "best-valid" or "penalty" when the feedback reply is invalid
+                 fallback: str = "penalty",          # after the re-asks: "penalty" or "best-valid" (FALLBACKS)
+                 reask: int = 1):                    # times an invalid temperature-0 (feedback) reply is asked again
         self.samples = tuple(float(t) for t in samples)
         if not self.samples: raise ExpoError("samples is empty: give at least one temperature per iteration")
-        if not all(0 <= t <= 2 for t in self.samples): raise ExpoError(f"sample temperatures must be in [0, 2], got {self.samples}")
+        if not all(0 <= t <= 2 for t in self.samples):
+            raise ExpoError(f"sample temperatures must be in [0, 2], got {self.samples}")
         if int(top_k) < 1: raise ExpoError(f"top_k must be >= 1, got {top_k}")
-        if fallback not in ("best-valid", "penalty"): raise ExpoError(f"fallback must be 'best-valid' or 'penalty', got {fallback!r}")
-        if score_scale is not None and not (math.isfinite(score_scale) and score_scale > 0):
-            raise ExpoError(f"score_scale must be a finite number > 0 (or None for the default), got {score_scale}")
-        self.top_k, self.max_tokens, self.score_floor, self.fallback = int(top_k), int(max_tokens), score_floor, fallback
-        self._given_scale, self.score_scale = score_scale, score_scale
+        if fallback not in FALLBACKS: raise ExpoError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        if isinstance(reask, bool) or not isinstance(reask, int) or not 0 <= reask <= 10:
+            raise ExpoError(f"reask must be an int in [0, 10], got {reask!r}")
+        resolve_score_scale(score_scale, [1.0])      # a bad spec fails here, before any warm start
+        self.top_k, self.max_tokens, self.score_floor = int(top_k), int(max_tokens), score_floor
+        self.fallback, self.reask = fallback, reask
+        self._given_scale, self.score_scale = score_scale, None
         self.history: list[Exemplar] = []
         self.metric_history: list[float] = []
 
@@ -119,7 +149,7 @@ class Task(ABC):
         actions = list(dict.fromkeys(self.warm_start_actions()))
         if not actions: raise ExpoError("warm_start_actions() returned nothing; the history needs at least one action")
         objectives = [float(self.objective(a)) for a in actions]
-        self.score_scale = self._given_scale if self._given_scale is not None else max(max(objectives), 1e-12)
+        self.score_scale = resolve_score_scale(self._given_scale, objectives)
         self.history = [Exemplar(a, o, self.prompt_score(o)) for a, o in zip(actions, objectives)]
         self.metric_history = []
 
@@ -164,29 +194,51 @@ class Task(ABC):
              exemplars: ExemplarSequence | None = None, tag: str = "") -> StepOutcome:
         "One iteration: sample the batch, grow the history with the valid new proposals, return the feedback score."
         prompt = self.meta_prompt(description, instruction, exemplars)
-        completions = list(chat.complete(batch_requests(self.messages(prompt), self.samples, self.max_tokens, tag=tag)))
+        requests = batch_requests(self.messages(prompt), self.samples, self.max_tokens, tag=tag)
+        completions = list(chat.complete(requests))
         if len(completions) != len(self.samples):
             raise ExpoError(f"the chat model returned {len(completions)} completions for {len(self.samples)} requests")
-        parsed = [self.parse(c.text) for c in completions]
-        known = {e.action: e for e in self.history}
-        evaluated, n_new = [], 0
+        evaluated, n_new = self._evaluate([self.parse(c.text) for c in completions])
+        first_valid = evaluated[self.feedback_index] is not None
+        for attempt in range(self.reask if not first_valid else 0):   # re-ask the feedback sample, new tag
+            again = replace(requests[self.feedback_index], tag=f"{tag}/reask-{attempt + 1}")
+            completions += chat.complete([again])
+            again_evaluated, again_new = self._evaluate([self.parse(completions[-1].text)])
+            evaluated, n_new = evaluated + again_evaluated, n_new + again_new
+            if evaluated[-1] is not None: break
+        feedback, source = self._feedback(evaluated, first_valid)
+        score, objective = (feedback.score, feedback.objective) if feedback else (min(e.score for e in self.history), None)
+        self.metric_history.append(float(self.metric()))
+        return StepOutcome(score=float(score), objective=objective, metric=self.metric_history[-1],
+                           valid=first_valid, n_valid=sum(e is not None for e in evaluated[:len(self.samples)]),
+                           n_samples=len(self.samples), prompt_tokens=sum(c.prompt_tokens for c in completions),
+                           completion_tokens=sum(c.completion_tokens for c in completions),
+                           cached_calls=sum(bool(c.cached) for c in completions), replies=[c.text for c in completions],
+                           feedback=source, n_new=n_new, n_reasked=len(completions) - len(self.samples))
+
+    def _evaluate(self, parsed: list[Parsed]) -> tuple[list[Exemplar | None], int]:
+        "The exemplar of each parsed reply (None if invalid) and how many new valid actions joined the history."
+        known, evaluated, n_new = {e.action: e for e in self.history}, [], 0
         for p in parsed:
-            if not p.valid: evaluated.append(None); continue
+            if not p.valid:
+                evaluated.append(None)
+                continue
             if p.action not in known:
                 objective = float(self.objective(p.action))
                 known[p.action] = Exemplar(p.action, objective, self.prompt_score(objective))
-                self.history.append(known[p.action]); n_new += 1
+                self.history.append(known[p.action])
+                n_new += 1
             evaluated.append(known[p.action])
-        feedback, source = evaluated[self.feedback_index], "sample"
-        if feedback is None and self.fallback == "best-valid" and any(evaluated):
-            feedback, source = max((e for e in evaluated if e is not None), key=lambda e: e.score), "best-valid"
-        if feedback is None: score, objective, source = min(e.score for e in self.history), None, "penalty"
-        else: score, objective = feedback.score, feedback.objective
-        self.metric_history.append(float(self.metric()))
-        return StepOutcome(float(score), objective, self.metric_history[-1], evaluated[self.feedback_index] is not None,
-                           sum(p.valid for p in parsed), len(parsed), sum(c.prompt_tokens for c in completions),
-                           sum(c.completion_tokens for c in completions), sum(bool(c.cached) for c in completions),
-                           [c.text for c in completions], source, n_new)
+        return evaluated, n_new
+
+    def _feedback(self, evaluated: list[Exemplar | None], first_valid: bool) -> tuple[Exemplar | None, str]:
+        "The exemplar whose score is the feedback and where it came from: sample, reask, best-valid or penalty."
+        if first_valid: return evaluated[self.feedback_index], "sample"
+        reasked = evaluated[len(self.samples):]
+        if reasked and reasked[-1] is not None: return reasked[-1], "reask"
+        valid = [e for e in evaluated if e is not None]
+        if self.fallback == "best-valid" and valid: return max(valid, key=lambda e: e.score), "best-valid"
+        return None, "penalty"
 
     def state_dict(self) -> dict:
         "The mutable state (history, metric history, score scale) as JSON types."

@@ -59,11 +59,11 @@ def test_domain_projection_with_plain_gradient_descent_is_the_raw_network_in_oth
     dom = PromptDomain([f"D{i}" for i in range(3)], [f"I{j}" for j in range(3)], rng.normal(size=(3, 8)), rng.normal(size=(3, 8)))
     arms = [0, 4, 8, 2]
     x, y = dom.features(arms), np.array([0.1, 0.7, -0.3, 0.4])
-    gd = EstimatorConfig(hidden=6, epochs=40, lr=0.05, optimizer="sgd", standardize_labels=False)
+    gd = EstimatorConfig(hidden=6, epochs=40, lr=0.05, optimizer="sgd", momentum=0.0, standardize_labels=False)
     raw = ScoreEstimator(EstimatorConfig(**{**gd.__dict__, "input_projection": "none"})).fit(x, y)
     projected = ScoreEstimator(gd).fit(x, y, domain=dom)
     q = torch.block_diag(*projected.projection)
-    w0 = fit_mlp(x, y, 6, EstimatorConfig(epochs=1, lr=1e-30, optimizer="sgd"), torch.Generator().manual_seed(0))
+    w0 = fit_mlp(x, y, 6, EstimatorConfig(epochs=1, lr=1e-30, momentum=0.0), torch.Generator().manual_seed(0))
     v0 = torch.nn.Sequential(torch.nn.Linear(q.shape[1], 6), torch.nn.ReLU(), torch.nn.Linear(6, 1))
     with torch.no_grad():
         v0[0].weight.copy_(w0[0].weight @ q); v0[0].bias.copy_(w0[0].bias); v0[2].load_state_dict(w0[2].state_dict())
@@ -74,6 +74,7 @@ def test_domain_projection_with_plain_gradient_descent_is_the_raw_network_in_oth
     with torch.no_grad(): by_hand = v0(torch.from_numpy(dom.features(range(dom.n_arms)).astype(np.float32)) @ q).squeeze(-1).numpy()
     np.testing.assert_allclose(raw.predict_domain(dom), by_hand, atol=1e-4)
     assert projected.network[0].in_features == 6 and raw.network[0].in_features == 16
+    np.testing.assert_allclose(projected.predict_domain(dom), raw.predict_domain(dom), atol=1e-5)   # starts at V0 = W0 Q
 
 
 def test_projection_needs_a_matching_domain(domain):
@@ -177,3 +178,15 @@ def test_neural_ucb_restore_before_any_feedback(domain):
     sel = NeuralUcbSelector(domain, estimator=SMALL)
     other = NeuralUcbSelector(domain, estimator=SMALL); other.load_state_dict(json.loads(json.dumps(sel.state_dict())))
     assert other.ask() == sel.ask() == 0
+
+
+def test_default_estimator_predicts_like_the_raw_network_on_every_arm():
+    "The default (SGD with momentum, domain projection started at W0 Q) is the paper's raw-input network."
+    rng = make_rng(11)
+    dom = PromptDomain([f"D{i}" for i in range(11)], [f"I{j}" for j in range(9)],
+                       rng.normal(size=(11, 64)) / 8, rng.normal(size=(9, 64)) / 8)
+    arms, scores = rng.integers(0, dom.n_arms, 25), rng.normal(size=25)
+    default = ScoreEstimator().fit(dom.features(arms), scores, domain=dom)
+    raw = ScoreEstimator(EstimatorConfig(input_projection="none")).fit(dom.features(arms), scores, domain=dom)
+    assert default.network[0].in_features < raw.network[0].in_features
+    np.testing.assert_allclose(default.predict_domain(dom), raw.predict_domain(dom), atol=1e-5)

@@ -182,7 +182,8 @@ def test_linreg_mse_by_hand():
 
 
 def test_linreg_data_and_warm_start_follow_seeds():
-    a, b = LinearRegressionTask(data_seed=1, init_seed=2), LinearRegressionTask(data_seed=1, init_seed=2)
+    a, b = (LinearRegressionTask(data_seed=1, init_seed=2, score_scale="warm-max"),
+            LinearRegressionTask(data_seed=1, init_seed=2))
     assert np.array_equal(a.x, b.x) and a.warm_start_actions() == b.warm_start_actions()
     assert a.warm_start_actions() != LinearRegressionTask(data_seed=1, init_seed=3).warm_start_actions()
     assert np.allclose(a.y, 2 * a.x + 30)
@@ -273,7 +274,7 @@ def test_step_grows_history_deduplicates_and_scores_temperature_zero():
     assert isinstance(out, StepOutcome)
     assert [e.action for e in task.history[5:]] == [(3, 29), (4, 28)]         # duplicate and known pair not re-added
     assert (out.n_valid, out.n_samples, out.n_new, out.valid, out.feedback) == (4, 4, 2, True, "sample")
-    assert out.objective == task.objective((4, 28)) and out.score == 1 - task.objective((4, 28)) / task.score_scale
+    assert out.objective == task.objective((4, 28)) and out.score == pytest.approx(1 - task.objective((4, 28)) / task.score_scale)
     assert out.metric == task.objective((3, 29)) == task.metric_history[-1]
     assert [r.temperature for r in chat.requests] == [1.0, 1.0, 1.0, 0.0] and {r.tag for r in chat.requests} == {"it0"}
     assert out.replies == ["[3, 29]", "again [3, 29]", f"[{warm[0]}, {warm[1]}]", "final: [4, 28]"]
@@ -287,7 +288,7 @@ def test_step_feedback_uses_known_action_score():
 
 
 def test_step_fallback_best_valid_then_penalty():
-    task = LinearRegressionTask(samples=(1.0, 1.0, 0.0))
+    task = LinearRegressionTask(samples=(1.0, 1.0, 0.0), fallback="best-valid", reask=0)
     out = task.step(ScriptedChat(["[3, 29]", "[10, 10]", "I am not sure."]), D, I)
     assert (out.valid, out.feedback) == (False, "best-valid")
     assert out.score == max(task.prompt_score(task.objective(p)) for p in [(3, 29), (10, 10)])
@@ -299,8 +300,22 @@ def test_step_fallback_best_valid_then_penalty():
 
 def test_step_penalty_fallback_mode():
     task = LinearRegressionTask(samples=(1.0, 0.0), fallback="penalty")
-    out = task.step(ScriptedChat(["[2, 30]", "oops"]), D, I)
+    out = task.step(ScriptedChat(["[2, 30]", "oops", "oops again"]), D, I)
     assert out.feedback == "penalty" and out.score == min(e.score for e in task.history) and out.metric == 0.0
+    assert out.n_reasked == 1 and len(out.replies) == 3
+
+
+def test_default_reasks_an_invalid_greedy_reply_then_penalizes():
+    "Default labels: an invalid temperature-0 reply is asked again once; the best other sample never stands in."
+    task = LinearRegressionTask(samples=(1.0, 1.0, 0.0))
+    chat = ScriptedChat(["[2, 30]", "[3, 29]", "no pair here", "[4, 28]"])
+    out = task.step(chat, D, I, tag="it-0")
+    assert (out.feedback, out.objective, out.n_reasked) == ("reask", task.objective((4, 28)), 1)
+    assert chat.requests[3].temperature == 0.0 and chat.requests[3].tag == "it-0/reask-1"
+    assert chat.requests[3].messages == chat.requests[2].messages
+    out = task.step(ScriptedChat(["[2, 30]", "[3, 29]", "no pair", "still none"]), D, I, tag="it-1")
+    assert (out.feedback, out.objective) == ("penalty", None)
+    assert out.score == min(e.score for e in task.history) < task.prompt_score(task.objective((3, 29)))
 
 
 def test_step_counts_tokens_and_cache_hits():
