@@ -36,7 +36,7 @@ def _instruction(colours: Sequence[str], reasoning: bool) -> str:
             f"as color:probability pairs separated by commas, for example {example}. {how}")
 
 # %% ../nbs/23_task_mab.ipynb #398cb148
-_PAIR = re.compile(r"([A-Za-z]+)(?:\s+button)?\s*[:=]\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?))\s*(%?)",
+_PAIR = re.compile(r"(?<![A-Za-z])([A-Za-z]+)(?:\s+button)?\s*[:=]\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?))\s*(%?)",
                    re.IGNORECASE)
 COLOUR_WORDS = frozenset("red green blue yellow purple orange pink black white brown grey gray cyan magenta violet indigo teal gold silver".split())
 _TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)

@@ -61,19 +61,19 @@ def tour_length(distances: np.ndarray, tour: Sequence[int]) -> float:
 # %% ../nbs/22_task_tsp.ipynb #cd8b3795
 _TRACE = re.compile(r"<trace>([^<]*)</trace>", re.IGNORECASE)
 _NODE = re.compile(r"\d{1,6}")
+_SEPARATOR = re.compile(r"[\s,;]+|->")
 
 def _tour_from_group(group: str, n: int) -> tuple[tuple[int, ...] | None, str]:
     "A tour from the inside of one <trace> group, or None with the reason."
-    tokens = [t for t in re.split(r"[\s,;]+|->", group) if t]
+    tokens = list(filter(None, _SEPARATOR.split(group)))
     if not tokens: return None, "the trace is empty"
-    for token in tokens:
-        if not _NODE.fullmatch(token): return None, f"{token[:20]!r} is not a node number"
-    nodes = [int(t) for t in tokens]
+    matched = list(map(_NODE.fullmatch, tokens))         # map, filter and index loop in C: fast on megabyte traces
+    if None in matched: return None, f"{tokens[matched.index(None)][:20]!r} is not a node number"
+    nodes = list(map(int, tokens))
     if len(nodes) == n + 1 and nodes[0] == nodes[-1]: nodes = nodes[:-1]     # closed form 0,...,0
-    outside = [v for v in nodes if v >= n]
-    if outside: return None, f"node {outside[0]} is out of range 0..{n - 1}"
+    if max(nodes) >= n: return None, f"node {next(v for v in nodes if v >= n)} is out of range 0..{n - 1}"
     seen = set()
-    for v in nodes:
+    for v in nodes:                                      # all < n here, so a repeat shows within n + 1 steps
         if v in seen: return None, f"node {v} is repeated"
         seen.add(v)
     if len(nodes) != n: return None, f"expected all {n} nodes, got {len(nodes)}"
