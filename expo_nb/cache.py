@@ -4,12 +4,14 @@
 
 # %% ../nbs/01_cache.ipynb #f70b7af4
 from __future__ import annotations
-import hashlib, json, os, sqlite3, threading, time
+import errno, hashlib, json, os, sqlite3, threading, time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
+from .core import ExpoError
 
 # %% auto #0
-__all__ = ['cache_key', 'ResponseCache']
+__all__ = ['cache_key', 'ResponseCache', 'CacheError', 'cache_problem']
 
 # %% ../nbs/01_cache.ipynb #46619714
 def cache_key(namespace: str, # e.g. "chat" or "embed"
@@ -28,7 +30,7 @@ def _set_up(conn: sqlite3.Connection, deadline: float) -> None:
             conn.execute("PRAGMA journal_mode=WAL"); conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             return
-        except sqlite3.OperationalError as error:
+        except sqlite3.Error as error:
             if "locked" not in str(error) or time.monotonic() > deadline: conn.close(); raise
             time.sleep(0.01)
 
@@ -46,11 +48,16 @@ class ResponseCache:
             _set_up(conn, time.monotonic() + self.timeout)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
+    @contextmanager
+    def _using(self):
+        "The connection, under the instance lock; an sqlite3 or OS error leaves as a one-line CacheError."
+        with self._lock:
+            try: yield self._db()
+            except (sqlite3.Error, OSError) as error: raise CacheError(cache_problem(error, self.path, self.timeout)) from error
     def get_many(self, keys: Iterable[str]) -> dict[str, dict]:
         "Stored values for those `keys` present."
         keys = list(dict.fromkeys(keys)); found = {}
-        with self._lock:
-            db = self._db()
+        with self._using() as db:
             for i in range(0, len(keys), 500):
                 chunk = keys[i:i + 500]
                 rows = db.execute(f"SELECT key, value FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
@@ -61,16 +68,41 @@ class ResponseCache:
     def put_many(self, items: dict[str, dict]) -> None:
         "Store all `items` in one transaction."
         rows = [(k, json.dumps(v, sort_keys=True)) for k, v in items.items()]
-        with self._lock:
-            db = self._db(); db.execute("BEGIN IMMEDIATE")
+        with self._using() as db:
+            db.execute("BEGIN IMMEDIATE")
             try: db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", rows); db.execute("COMMIT")
-            except BaseException: db.execute("ROLLBACK"); raise
+            except BaseException:
+                if db.in_transaction: db.execute("ROLLBACK")   # SQLite has already rolled back after e.g. a full disk
+                raise
     def put(self, key: str, value: dict) -> None: self.put_many({key: value})
     def __len__(self) -> int:
-        with self._lock: return self._db().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        with self._using() as db: return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     def close(self) -> None:
         if self._conn is not None: self._conn.close(); self._conn = None
     def __getstate__(self): return {"path": self.path, "timeout": self.timeout, "stats": dict(self.stats)}
     def __setstate__(self, state):
         self.__init__(state["path"], state["timeout"]); self.stats = state["stats"]
     def __repr__(self): return f"ResponseCache({str(self.path)!r})"
+
+# %% ../nbs/01_cache.ipynb #0a69c847
+class CacheError(ExpoError):
+    "The cache file cannot be used: damaged, a directory, locked for too long, on a full disk, or read-only."
+
+def cache_problem(error: BaseException, # the sqlite3.Error or OSError raised while using the file
+                  path: Path,           # the cache file
+                  timeout: float,       # the busy timeout, in seconds
+                  ) -> str:
+    "One line: what is wrong with the cache file at `path` and what to do about it."
+    text = f"{getattr(error, 'sqlite_errorname', '')} {error}".lower()
+    if path.is_dir(): return f"the cache path {path} is a directory; give a file path instead, e.g. {path / 'cache.sqlite'}"
+    if "notadb" in text or "not a database" in text or "malformed" in text:
+        return (f"the cache file {path} is not a readable SQLite database (damaged, or another kind of file); "
+                "move it aside or delete it, then rerun")
+    if "locked" in text or "busy" in text:
+        return (f"the cache file {path} stayed locked by another process for more than {timeout:g} s; "
+                "wait for that process to finish, or use another cache file")
+    if "full" in text or getattr(error, "errno", None) == errno.ENOSPC:
+        return f"cannot write the cache file {path}: the disk is full; free some space, or put the cache on another disk"
+    if "readonly" in text or isinstance(error, PermissionError):
+        return f"cannot write the cache file {path}: no permission (read-only file, folder or disk); fix that or use another file"
+    return f"cannot use the cache file {path}: {' '.join(str(error).split())}; check the file or use another cache file"
