@@ -5,7 +5,7 @@ The browser is driven over the DevTools protocol on a pipe (`--remote-debugging-
 needed. `.ci/run` installs Debian's `chromium`; without a browser these tests skip and say so. Screenshots of the
 home page and of 12_exp3 are kept in `_docs/screenshots/` for review.
 """
-import base64, json, os, shutil, subprocess, sys, time
+import base64, json, os, select, shutil, subprocess, sys, time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 import pytest
@@ -16,7 +16,7 @@ BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "googl
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          "--host-resolver-rules=MAP * ~NOTFOUND",  # any host name fails to resolve: the network is off
-         "--remote-debugging-pipe", "--allow-file-access-from-files", "about:blank"]
+         "--remote-debugging-pipe", "about:blank"]
 needs_browser = pytest.mark.skipif(BROWSER is None, reason="no Chromium on this machine: `apt-get install chromium` "
                                    "(as .ci/run does) to run the browser checks of the docs site")
 
@@ -42,7 +42,8 @@ class Browser:
     def _message(self, timeout=30.0) -> dict:
         deadline = time.time() + timeout
         while b"\0" not in self._buf:
-            if time.time() > deadline: raise TimeoutError("Chromium did not answer")
+            ready, _, _ = select.select([self._recv], [], [], max(0.0, deadline - time.time()))
+            if not ready: raise TimeoutError(f"Chromium did not answer within {timeout} s")
             chunk = os.read(self._recv, 1 << 20)
             if not chunk: raise RuntimeError("Chromium closed the DevTools pipe")
             self._buf += chunk
@@ -133,8 +134,12 @@ def test_formulas_on_exp3_are_rendered_by_the_sites_mathjax(site, browser):
     for raw in ("$$", "\\[", "\\(", "\\hat S", "\\frac"):
         assert raw not in visible, f"raw TeX {raw!r} left in the visible text"
     browser.screenshot(site / "screenshots" / "12_exp3.png")
+    assert browser.wait_for("[...document.fonts].some(f => f.family === 'MJXTEX' && f.status === 'loaded')"), \
+        "MathJax's fonts did not load from the site"
     foreign = [u for u in browser.requested_urls() if not u.startswith(("file:", "data:", "blob:", "about:"))]
     assert not foreign, f"the page requested resources off the site: {foreign}"
+    failed = [e["params"] for e in browser.events if e.get("method") == "Network.loadingFailed"]
+    assert not failed, f"resources of the site failed to load: {failed}"
 
 
 @needs_browser
