@@ -11,22 +11,30 @@ from typing import Sequence
 from .core import ChatModel, ChatRequest, Embedder, ExpoError, MetaInstruction, PromptDomain, TaskDescription
 
 # %% auto #0
-__all__ = ['REPHRASE_TEMPLATE', 'rephrase_request', 'clean_rephrasing', 'generate_rephrasings', 'domain_from_texts',
-           'build_domain', 'load_variants']
+__all__ = ['REPHRASE_TEMPLATES', 'REPHRASE_STYLES', 'REPHRASE_TEMPLATE', 'rephrase_request', 'clean_rephrasing',
+           'generate_rephrasings', 'domain_from_texts', 'build_domain', 'load_variants']
 
 # %% ../nbs/10_domain.ipynb #752b6d90
-REPHRASE_TEMPLATE = (
-    "Below, between triple quotes, is one part of a prompt written for an AI assistant.\n"
-    "Rewrite it in different words so that it is clearer and more effective at getting the intended behaviour. "
-    "Keep its meaning, every fact and number, and any answer format it requires exactly as they are.\n"
-    "Reply with the rewritten text only: no introduction, no quotation marks, no comments.\n\n"
-    '"""\n{text}\n"""')
+_REPHRASE_HEAD = "Below, between triple quotes, is one part of a prompt written for an AI assistant.\n"
+_REPHRASE_TAIL = ("Reply with the rewritten text only: no introduction, no quotation marks, no comments.\n\n"
+                  '"""\n{text}\n"""')
+REPHRASE_TEMPLATES = {
+    "conservative": _REPHRASE_HEAD + "Rewrite it in different words so that it is clearer and more effective at "
+                    "getting the intended behaviour. Keep its meaning, every fact and number, and any answer format "
+                    "it requires exactly as they are.\n" + _REPHRASE_TAIL,
+    "paper": _REPHRASE_HEAD + "Rewrite it so that it works better: make its purpose clearer and the assistant more "
+             "effective at the task. You may reword and restructure it, and add, drop or change some of its "
+             "information where that helps.\n" + _REPHRASE_TAIL}
+REPHRASE_STYLES = tuple(REPHRASE_TEMPLATES)
+REPHRASE_TEMPLATE = REPHRASE_TEMPLATES["conservative"]   # the default request
 
-def rephrase_request(text: str,  # the task description or meta-instruction to rephrase
-                     ) -> list[dict]:  # one user message in the OpenAI chat format
+def rephrase_request(text: str,                  # the task description or meta-instruction to rephrase
+                     style: str = "conservative",  # one of REPHRASE_STYLES
+                     ) -> list[dict]:            # one user message in the OpenAI chat format
     "The chat messages asking an LLM for one rephrasing of `text`."
     if not isinstance(text, str) or not text.strip(): raise ExpoError("the text to rephrase must be a non-empty string")
-    return [{"role": "user", "content": REPHRASE_TEMPLATE.format(text=text.strip())}]
+    if style not in REPHRASE_TEMPLATES: raise ExpoError(f"unknown rephrase style {style!r}; choose one of {REPHRASE_STYLES}")
+    return [{"role": "user", "content": REPHRASE_TEMPLATES[style].format(text=text.strip())}]
 
 # %% ../nbs/10_domain.ipynb #f60c0972
 _OPENER = re.compile(r"^\s*(sure|certainly|of course|absolutely|okay|ok|here(?:'s| is| are| you go| it is)|below is|the (?:rewritten|rephrased|revised)"
@@ -69,12 +77,13 @@ def generate_rephrasings(chat: ChatModel, text: str, k: int,  # k rephrasings wa
                          tag: str = "",                         # tells this domain's requests apart in a cache
                          on_shortfall: str = "raise",           # "raise" or "warn" when k unique were not found
                          progress: bool = True,                 # show a tqdm progress bar
+                         style: str = "conservative",           # the rephrasing request, one of REPHRASE_STYLES
                          ) -> list[str]:                        # [text, rephrasing 1, ..., rephrasing k]
     "The original `text` followed by `k` unique cleaned rephrasings of it."
     if isinstance(k, bool) or not isinstance(k, int) or k < 0: raise ExpoError(f"k must be an int >= 0, got {k!r}")
     if batch < 1 or max_rounds < 1: raise ExpoError(f"batch and max_rounds must be >= 1, got {batch}, {max_rounds}")
     if on_shortfall not in ("raise", "warn"): raise ExpoError(f"on_shortfall must be 'raise' or 'warn', got {on_shortfall!r}")
-    messages = tuple(rephrase_request(text))
+    messages = tuple(rephrase_request(text, style))
     max_tokens = max_tokens or min(2048, 64 + 3 * len(text.split()))
     found, seen, counter = [text.strip()], {_normalized(text)}, 0
     with _progress(k, f"rephrasings {tag}".strip(), progress) as bar:
@@ -125,15 +134,18 @@ def build_domain(chat: ChatModel,                  # the rephrasing LLM (paper: 
                  max_rounds: int = 5,              # rounds of re-asking, see generate_rephrasings
                  on_shortfall: str = "raise",      # "raise" or "warn" when k unique rephrasings were not found
                  progress: bool = True,            # show tqdm progress bars
+                 style: str = "conservative",      # the rephrasing request, one of REPHRASE_STYLES (paper: "paper")
                  ) -> PromptDomain:                # (1 + k_descriptions) x (1 + k_instructions) arms
     "The (1 + k_descriptions) x (1 + k_instructions) domain of LLM rephrasings; arm 0 is the original pair."
     if not isinstance(description, TaskDescription) or not isinstance(instruction, MetaInstruction):
         raise ExpoError("build_domain needs a TaskDescription and a MetaInstruction (e.g. task.description0, task.instruction0)")
-    options = dict(temperature=temperature, batch=batch, max_rounds=max_rounds, on_shortfall=on_shortfall, progress=progress)
+    options = dict(temperature=temperature, batch=batch, max_rounds=max_rounds, on_shortfall=on_shortfall, progress=progress,
+                   style=style)
     descriptions = generate_rephrasings(chat, description.text, k_descriptions, tag="domain/description", **options)
     instructions = generate_rephrasings(chat, instruction.text, k_instructions, tag="domain/instruction", **options)
     prov = _provenance("llm-rephrasing", embedder, chat=chat.identity, k_descriptions=k_descriptions,
-                       k_instructions=k_instructions, temperature=temperature, template=REPHRASE_TEMPLATE)
+                       k_instructions=k_instructions, temperature=temperature, rephrase_style=style,
+                       template=REPHRASE_TEMPLATES[style])
     return domain_from_texts(descriptions, instructions, embedder, prov)
 
 # %% ../nbs/10_domain.ipynb #21ba41c1

@@ -4,23 +4,93 @@
 
 # %% ../nbs/30_runner.ipynb #df2b2f67
 from __future__ import annotations
-import importlib, json, os, time
+import importlib, json, math, os, time
 import numpy as np
-from .core import atomic_write_bytes
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
-from .core import ExpoError
+from .core import ExpoError, atomic_write_bytes
+from .domain import REPHRASE_STYLES
+from .tasks import DEFAULT_SCORE_SCALE, FALLBACKS, resolve_score_scale
 
 # %% auto #0
-__all__ = ['METHODS', 'TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'TASK_CLASSES', 'RunConfig', 'get_preset', 'make_task',
-           'append_record', 'read_log', 'Proposal', 'MethodDriver', 'make_driver', 'run_loop', 'sample_temperatures',
-           'build_task', 'check_credentials', 'build_run_domain', 'run']
+__all__ = ['METHODS', 'TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'validate_config', 'RunConfig',
+           'get_preset', 'run_seeds', 'request_tag', 'make_task', 'append_record', 'read_log', 'Proposal',
+           'MethodDriver', 'prediction_spread_nats', 'make_driver', 'run_loop', 'sample_temperatures', 'build_task',
+           'check_credentials', 'build_run_domain', 'run']
 
 # %% ../nbs/30_runner.ipynb #1a9e0600
 METHODS = ("expo", "expo-es", "opro", "opro-enhanced", "neuralucb", "random",
            "expo-d-only", "expo-i-only", "expo-exemplar-input")
 TASK_NAMES = ("linreg", "tsp", "bandit")
 METRIC_LABELS = {"linreg": "best MSE so far", "tsp": "best optimality gap so far (%)", "bandit": "cumulative regret"}
+
+# %% ../nbs/30_runner.ipynb #8c970f1b
+def _check_int(name: str, value, low: int, high: int = 2**63 - 1) -> None:
+    "ExpoError unless `value` is an int (not a bool) in [low, high]."
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ExpoError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+def _check_positive(name: str, value) -> None:
+    "ExpoError unless `value` is a finite number > 0."
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ExpoError(f"{name} must be a finite number > 0, got {value!r}")
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices: raise ExpoError(f"unknown {name} {value!r}; choose one of {tuple(choices)}")
+
+# %% ../nbs/30_runner.ipynb #69be3805
+def validate_config(config) -> None:
+    "ExpoError naming the first bad field of a RunConfig and how to fix it."
+    _check_choice("task", config.task, TASK_NAMES)
+    _check_choice("method", config.method, METHODS)
+    if not isinstance(config.task_settings, dict): raise ExpoError("task_settings must be a dict of keyword arguments")
+    for name, low in (("iterations", 1), ("samples", 1), ("k_descriptions", 0), ("k_instructions", 0), ("reask", 0)):
+        _check_int(name, getattr(config, name), low)
+    _check_int("seed", config.seed, 0, 2**32 - 1)
+    if config.env_seed is not None: _check_int("env_seed", config.env_seed, 0, 2**32 - 1)
+    _check_positive("eta", config.eta)
+    _check_positive("eta_es", config.eta_es)
+    if not (isinstance(config.temperature, (int, float)) and 0 <= config.temperature <= 2):
+        raise ExpoError(f"temperature must be in [0, 2], got {config.temperature!r}")
+    _check_choice("input_projection", config.input_projection, ("domain", "none"))
+    _check_choice("fallback", config.fallback, FALLBACKS)
+    _check_choice("rephrase_style", config.rephrase_style, REPHRASE_STYLES)
+    resolve_score_scale(config.score_scale, [1.0])
+    if config.score_floor is not None and not (isinstance(config.score_floor, (int, float))
+                                               and math.isfinite(config.score_floor)):
+        raise ExpoError(f"score_floor must be a finite number or null, got {config.score_floor!r}")
+    if config.domain != "llm" and not str(config.domain).endswith(".json"):
+        raise ExpoError(f"domain must be 'llm' or a path to a .json variants file, got {config.domain!r}")
+    _validate_models_and_prompts(config)
+
+# %% ../nbs/30_runner.ipynb #b4c98269
+def _validate_models_and_prompts(config) -> None:
+    "The rephraser, temperatures, fixed prompt and estimator fields of a RunConfig."
+    if config.rephraser is not None and not (isinstance(config.rephraser, str) and config.rephraser.strip()):
+        raise ExpoError(f"rephraser must be a chat model spec or null (= the agent model), got {config.rephraser!r}")
+    if config.temperatures is not None:
+        values = config.temperatures
+        if len(values) != config.samples or not all(isinstance(t, (int, float)) and 0 <= t <= 2 for t in values):
+            raise ExpoError(f"temperatures must be {config.samples} numbers in [0, 2] (one per sample), got {values!r}")
+    if config.fixed_prompt is not None:
+        prompt = config.fixed_prompt
+        texts_ok = isinstance(prompt, dict) and all(isinstance(prompt.get(k), str) and prompt[k].strip()
+                                                    for k in ("description", "instruction"))
+        if not texts_ok: raise ExpoError("fixed_prompt must hold non-empty 'description' and 'instruction' texts")
+        if config.method != "opro": raise ExpoError(f"fixed_prompt is for method 'opro', not {config.method!r}")
+    if not isinstance(config.estimator, dict): raise ExpoError("estimator must be a dict of EstimatorConfig fields")
+    from expo_nb.estimator import EstimatorConfig
+    try: EstimatorConfig(**config.estimator)
+    except TypeError as error: raise ExpoError(f"estimator: {error}; see EstimatorConfig (11_estimator)") from None
+
+# %% ../nbs/30_runner.ipynb #b1991f58
+def _legacy_settings(data: dict) -> dict:
+    "What a config.json written before a field existed ran with (older runs must describe what ran)."
+    legacy = {} if "input_projection" in data else {"input_projection": "none"}
+    if "seed_streams" not in data:   # before the fidelity round: greedy scale, lenient labels, Adam, one seed
+        legacy.update(score_scale="warm-max", fallback="best-valid", reask=0, seed_streams=False,
+                      estimator={"optimizer": "adam", "lr": 1e-3})
+    return legacy
 
 # %% ../nbs/30_runner.ipynb #0617fa9a
 @dataclass(frozen=True)
@@ -34,32 +104,32 @@ class RunConfig:
     eta: float = 100.0  # EXP3 learning rate for (description, instruction) arms
     iterations: int = 50  # optimization iterations T
     samples: int = 8  # LLM calls per iteration (last one at temperature 0)
-    seed: int = 0  # seed for selectors and sampling
-    domain: str = "llm"  # "llm" (rephrase with the agent LLM) or a path to a variants JSON file
+    seed: int = 0  # the run seed: selectors, warm start, sampling (independent streams, `run_seeds`)
+    domain: str = "llm"  # "llm" (rephrase with the rephraser) or a path to a variants JSON file
     k_descriptions: int = 100  # rephrased task descriptions (original kept in addition)
     k_instructions: int = 100  # rephrased meta-instructions (original kept in addition)
     temperature: float = 1.3  # rephrasing temperature
     cache: str | None = None  # path of the shared LLM response cache (None: inside the run directory)
     eta_es: float = 10.0  # EXP3 learning rate of the exemplar-sequence selector (expo-es)
-    input_projection: str = "domain"  # score network inputs: "domain" (span coordinates, 11_estimator) or "none" (raw)
+    input_projection: str = "domain"  # score network inputs: "domain" (span coordinates, 11_estimator) or "none"
+    score_scale: float | str = DEFAULT_SCORE_SCALE  # b of the prompt score, or "warm-max[:K]" (20_tasks)
+    score_floor: float | None = -1.0  # lowest prompt score; None: unclipped
+    fallback: str = "penalty"  # score of a prompt whose temperature-0 reply stays invalid: "penalty" or "best-valid"
+    reask: int = 1  # times an invalid temperature-0 reply is asked again
+    rephraser: str | None = None  # chat model spec that writes the domain; None: the agent model (`llm`)
+    rephrase_style: str = "conservative"  # rephrasing request, one of REPHRASE_STYLES (10_domain)
+    env_seed: int | None = None  # bandit environment seed; None: a stream of `seed`
+    temperatures: tuple | None = None  # per-sample temperatures; None: samples - 1 at 1, then one at 0
+    fixed_prompt: dict | None = None  # opro only: {"description", "instruction", "source"} to use as the one arm
+    estimator: dict = field(default_factory=dict)  # EstimatorConfig fields that differ from its defaults
+    seed_streams: bool = True  # independent seeded streams per consumer and the seed in request tags
+
+    def __post_init__(self):
+        if isinstance(self.temperatures, list): object.__setattr__(self, "temperatures", tuple(self.temperatures))
 
     def validate(self) -> "RunConfig":
-        "Check every field; return self."
-        if self.task not in TASK_NAMES: raise ExpoError(f"unknown task {self.task!r}; choose one of {TASK_NAMES}")
-        if self.method not in METHODS: raise ExpoError(f"unknown method {self.method!r}; choose one of {METHODS}")
-        if not isinstance(self.task_settings, dict): raise ExpoError("task_settings must be a dict of keyword arguments")
-        for name in ("iterations", "samples", "k_descriptions", "k_instructions"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name.startswith("k_") else 1):
-                raise ExpoError(f"{name} must be a positive integer, got {value!r}")
-        if not (self.eta_es > 0): raise ExpoError(f"eta_es must be > 0, got {self.eta_es!r}")
-        if self.input_projection not in ("domain", "none"): raise ExpoError(f"input_projection must be 'domain' or 'none', got {self.input_projection!r}")
-        if not (self.eta > 0): raise ExpoError(f"eta must be > 0, got {self.eta!r}")
-        if not (self.temperature >= 0): raise ExpoError(f"temperature must be >= 0, got {self.temperature!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ExpoError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.domain != "llm" and not str(self.domain).endswith(".json"):
-            raise ExpoError(f"domain must be 'llm' or a path to a .json variants file, got {self.domain!r}")
+        "Check every field (`validate_config`); return self."
+        validate_config(self)
         return self
 
     def to_json(self) -> str:
@@ -68,26 +138,30 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        "Parse and validate JSON text written by `to_json`."
+        "Parse and validate JSON text written by `to_json`; configs of earlier versions get the settings they ran with."
         try: data = json.loads(text)
         except json.JSONDecodeError as error: raise ExpoError(f"config is not valid JSON: {error}") from None
         if not isinstance(data, dict): raise ExpoError("config JSON must be an object")
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown: raise ExpoError(f"unknown config keys {sorted(unknown)}; remove them")
-        data.setdefault("input_projection", "none")   # configs saved before the key existed trained on raw inputs
-        return cls(**data).validate()
+        try: return cls(**{**_legacy_settings(data), **data}).validate()
+        except TypeError as error: raise ExpoError(f"config has a bad value: {error}") from None
 
 # %% ../nbs/30_runner.ipynb #dd73e030
 def _paper_presets() -> dict[str, RunConfig]:
-    "The paper's settings, one RunConfig per name."
+    "The paper's settings, one RunConfig per name (the paper's rephrasing request)."
+    paper = dict(samples=8, rephrase_style="paper")
+    bandit = dict(eta=10.0, iterations=100, samples=1, rephrase_style="paper")
     return {
-        "linreg-paper": RunConfig("linreg", {"w": 2, "b": 30}, iterations=50, samples=8),
-        "linreg2-paper": RunConfig("linreg", {"w": 36, "b": -1}, iterations=50, samples=8),
-        "tsp10-paper": RunConfig("tsp", {"n": 10}, iterations=100, samples=8),
-        "tsp15-paper": RunConfig("tsp", {"n": 15}, iterations=200, samples=8),
-        "tsp20-paper": RunConfig("tsp", {"n": 20}, iterations=300, samples=8),
-        "bandit-hard-paper": RunConfig("bandit", {"instance": "hard"}, eta=10.0, iterations=100, samples=1),
-        "bandit-easy-paper": RunConfig("bandit", {"instance": "easy"}, eta=10.0, iterations=100, samples=1)}
+        "linreg-paper": RunConfig("linreg", {"w": 2, "b": 30}, iterations=50, **paper),
+        "linreg2-paper": RunConfig("linreg", {"w": 36, "b": -1}, iterations=50, **paper),
+        "tsp10-paper": RunConfig("tsp", {"n": 10}, iterations=100, **paper),
+        "tsp15-paper": RunConfig("tsp", {"n": 15}, iterations=200, **paper),
+        "tsp20-paper": RunConfig("tsp", {"n": 20}, iterations=300, **paper),
+        "bandit-hard-paper": RunConfig("bandit", {"instance": "hard"}, **bandit),
+        "bandit-easy-paper": RunConfig("bandit", {"instance": "easy"}, **bandit),
+        "bandit-hard-bsscd-paper": RunConfig("bandit", {"instance": "hard", "reasoning": True}, **bandit),
+        "bandit-easy-bsscd-paper": RunConfig("bandit", {"instance": "easy", "reasoning": True}, **bandit)}
 
 # %% ../nbs/30_runner.ipynb #805188ff
 def _quick(config: RunConfig) -> RunConfig:
@@ -103,6 +177,21 @@ def get_preset(name: str) -> RunConfig:
     "The preset called `name`, or ExpoError listing the known names."
     if name not in PRESETS: raise ExpoError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
     return PRESETS[name]
+
+# %% ../nbs/30_runner.ipynb #939a9ce0
+SEED_STREAMS = ("selector", "exemplars", "network", "warm_start", "environment", "agent")
+
+def run_seeds(config: RunConfig) -> dict[str, int]:
+    "One independent seed per consumer (SEED_STREAMS), spawned from the run seed; `env_seed` sets the environment's."
+    if not config.seed_streams: return {name: int(config.seed) for name in SEED_STREAMS}   # configs of earlier versions
+    spawn = lambda seed: [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(len(SEED_STREAMS))]
+    seeds = dict(zip(SEED_STREAMS, spawn(config.seed)))
+    if config.env_seed is not None: seeds["environment"] = spawn(config.env_seed)[SEED_STREAMS.index("environment")]
+    return seeds
+
+def request_tag(config: RunConfig, iteration: int) -> str:
+    "The tag of an iteration's requests: with the seed in it, repetitions get their own samples and cache entries."
+    return f"seed-{config.seed}/iteration-{iteration}" if config.seed_streams else f"iteration-{iteration}"
 
 # %% ../nbs/30_runner.ipynb #8cbb8b36
 TASK_CLASSES = {"linreg": ("expo_nb.task_linreg", "LinearRegressionTask"),
@@ -174,12 +263,13 @@ class MethodDriver:
         if self.exemplar_selector is not None: self.exemplar_selector.tell(proposal.exemplars, score)
 
     def selection(self) -> dict:
-        "Entropy (nats) of the arm-selection distribution and the currently most likely arm."
+        "Entropy (nats) of the arm-selection distribution, its most likely arm and the last predictions' spread."
         if not hasattr(self.selector, "summary"): return {}
         summary = self.selector.summary(top=1)
         top = summary["top_arms"][0] if summary.get("top_arms") else {}
         return {"entropy": round(float(summary["entropy"]), 6), "top_arm": top.get("arm"),
-                "top_probability": round(float(top["probability"]), 6) if "probability" in top else None}
+                "top_probability": round(float(top["probability"]), 6) if "probability" in top else None,
+                "prediction_spread_nats": prediction_spread_nats(self.selector)}
 
     def state_dict(self) -> dict:
         "JSON-able state; the exemplar networks are not stored but retrained (seeded) on load."
@@ -194,6 +284,12 @@ class MethodDriver:
         self.selector.load_state_dict(state["selector"])
         if self.exemplar_selector is not None: self.exemplar_selector.load_state_dict(state["exemplar_selector"])
 
+def prediction_spread_nats(selector) -> float | None:
+    "eta x (max - median) of the selector's last predictions over all arms: how far one iteration moves the weights."
+    predictions, eta = getattr(selector, "last_predictions", None), getattr(selector, "eta", None)
+    if predictions is None or eta is None: return None
+    return round(float(eta * (np.max(predictions) - np.median(predictions))), 6)
+
 def _parameters(function) -> set:
     import inspect
     return set(inspect.signature(function).parameters)
@@ -205,23 +301,27 @@ def make_driver(config: RunConfig, domain, task, embedder=None) -> MethodDriver:
     from expo_nb.exp3 import ExpoSelector
     from expo_nb.baselines import FixedPromptSelector, NeuralUcbSelector, UniformRandomSelector
     from expo_nb import expo_es
-    estimator = EstimatorConfig(seed=config.seed, input_projection=config.input_projection)
-    method, seed = config.method, config.seed
+    seeds, method = run_seeds(config), config.method
+    estimator = EstimatorConfig(**{**config.estimator, "seed": seeds["network"], "input_projection": config.input_projection})
+    seed = seeds["selector"]
     if method in ("opro", "opro-enhanced"): return MethodDriver(FixedPromptSelector(domain, arm=0))
     if method == "random": return MethodDriver(UniformRandomSelector(domain, seed=seed))
     if method == "neuralucb": return MethodDriver(NeuralUcbSelector(domain, estimator, seed=seed))
-    if method in ("expo", "expo-d-only", "expo-i-only"): return MethodDriver(ExpoSelector(domain, config.eta, estimator, seed=seed))
+    expo = ExpoSelector(domain, config.eta, estimator, seed=seed)
+    if method in ("expo", "expo-d-only", "expo-i-only"): return MethodDriver(expo)
     if embedder is None: raise ExpoError(f"method {method!r} needs an embedder for the exemplars")
     if method == "expo-exemplar-input":
-        return MethodDriver(expo_es.ExemplarInputExpoSelector(domain, config.eta, estimator, seed=seed), context_embedder=embedder)
-    if method == "expo-es":
-        if config.task == "bandit":
-            exemplar_selector = expo_es.RotationEsSelector(len(task.es_pool()), eta=config.eta_es, seed=seed,
-                                                           embedder=embedder, render=task.render_exemplars)
-        else:
-            exemplar_selector = expo_es.ExpoEsSelector(embedder, task.render_exemplars, size=task.top_k, eta=config.eta_es, seed=seed)
-        return MethodDriver(ExpoSelector(domain, config.eta, estimator, seed=seed), exemplar_selector)
-    raise ExpoError(f"no driver for method {method!r}")
+        exemplar_input = expo_es.ExemplarInputExpoSelector(domain, config.eta, estimator, seed=seed)
+        return MethodDriver(exemplar_input, context_embedder=embedder)
+    if method != "expo-es": raise ExpoError(f"no driver for method {method!r}")
+    es_seed = seeds["exemplars"]
+    if config.task == "bandit":
+        exemplar_selector = expo_es.RotationEsSelector(len(task.es_pool()), eta=config.eta_es, seed=es_seed,
+                                                       embedder=embedder, render=task.render_exemplars)
+    else:
+        exemplar_selector = expo_es.ExpoEsSelector(embedder, task.render_exemplars, size=task.top_k,
+                                                   eta=config.eta_es, seed=es_seed)
+    return MethodDriver(expo, exemplar_selector)
 
 # %% ../nbs/30_runner.ipynb #22473463
 def _checkpoint(out_dir: Path, done: int, driver, task) -> None:
@@ -251,13 +351,13 @@ def _resume(out_dir: Path, driver, task) -> tuple[list[dict], int]:
         atomic_write_bytes(log, b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records))
     return records, done
 
-def _iteration_record(iteration: int, proposal, outcome, domain, driver, wall_s: float) -> dict:
+def _iteration_record(iteration: int, proposal, outcome, domain, driver, wall_s: float, distinct_arms: int) -> dict:
     "The log line of one iteration: the arm, the task's outcome, the selection summary, tokens and time."
     d_index, i_index = _arm_indices(domain, proposal.arm)
     return {"iteration": iteration, "arm": proposal.arm, "description": d_index, "instruction": i_index,
             "score": outcome.score, "objective": outcome.objective, "metric": outcome.metric,
-            **{key: getattr(outcome, key) for key in ("valid", "n_valid", "n_samples", "n_new", "feedback") if hasattr(outcome, key)},
-            **driver.selection(),
+            **{key: getattr(outcome, key) for key in ("valid", "n_valid", "n_samples", "n_new", "feedback", "n_reasked") if hasattr(outcome, key)},
+            **driver.selection(), "distinct_arms": distinct_arms,
             "n_exemplars": len(proposal.exemplars) if proposal.exemplars is not None else None,
             "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
             "cached_calls": outcome.cached_calls, "wall_s": round(wall_s, 4)}
@@ -271,15 +371,18 @@ def run_loop(config: RunConfig, out_dir: Path | str, task, domain, chat, selecto
     records, done = _resume(out_dir, driver, task)
     from tqdm.auto import tqdm
     bar = tqdm(total=config.iterations, initial=done, disable=not progress, desc=f"{config.method} on {config.task}", unit="it")
+    played = {r["arm"] for r in records}
     tokens, cached = sum(r["prompt_tokens"] + r["completion_tokens"] for r in records), sum(r["cached_calls"] for r in records)
     try:
         for iteration in range(done, config.iterations):
             start = time.perf_counter()
             proposal = driver.propose(task)
             description, instruction = domain.texts(proposal.arm)
-            outcome = task.step(chat, description, instruction, proposal.exemplars, tag=f"iteration-{iteration}")
+            outcome = task.step(chat, description, instruction, proposal.exemplars, tag=request_tag(config, iteration))
             driver.observe(proposal, outcome.score)
-            record = _iteration_record(iteration, proposal, outcome, domain, driver, time.perf_counter() - start)
+            played.add(proposal.arm)
+            record = _iteration_record(iteration, proposal, outcome, domain, driver, time.perf_counter() - start,
+                                       len(played))
             append_record(out_dir / "log.jsonl", record); _checkpoint(out_dir, iteration + 1, driver, task); records.append(record)
             tokens += outcome.prompt_tokens + outcome.completion_tokens; cached += outcome.cached_calls
             bar.set_postfix(metric=f"{outcome.metric:.4g}", arm=f"D{record['description']}/I{record['instruction']}",
@@ -322,11 +425,16 @@ def sample_temperatures(samples: int) -> tuple[float, ...]:
     "The per-iteration batch: `samples - 1` calls at temperature 1, then one at 0 whose reply is the feedback."
     return (1.0,) * (int(samples) - 1) + (0.0,)
 
+_SCORE_FIELDS = ("score_scale", "score_floor", "fallback", "reask")
+
 def build_task(config: RunConfig):
-    "The task of `config`, with sample temperatures and task seed defaulted from the run config."
-    settings = dict(config.task_settings)
-    settings.setdefault("samples", sample_temperatures(config.samples))
-    settings.setdefault("seed" if config.task == "bandit" else "init_seed", config.seed)
+    "The task of `config`: its temperatures, score settings and seeds (`run_seeds`) unless task_settings set them."
+    settings, seeds = dict(config.task_settings), run_seeds(config)
+    settings.setdefault("samples", config.temperatures or sample_temperatures(config.samples))
+    if config.task == "bandit": settings.setdefault("seed", seeds["environment"])
+    else:
+        settings.setdefault("init_seed", seeds["warm_start"])
+        for name in _SCORE_FIELDS: settings.setdefault(name, getattr(config, name))
     return make_task(config.task, **settings)
 
 def check_credentials(spec: str) -> None:
@@ -337,10 +445,14 @@ def check_credentials(spec: str) -> None:
 
 # %% ../nbs/30_runner.ipynb #815898e5
 def build_run_domain(config: RunConfig, task, chat, embedder, progress: bool = True):
-    "The prompt domain of `config` for `task`: one arm for the OPRO baselines, else rephrasings or a variants file."
+    "The prompt domain of `config` for `task`: one arm for the OPRO baselines, else rephrasings (by `chat`) or a file."
     from expo_nb.domain import build_domain, domain_from_texts, load_variants
     from expo_nb.core import description_only, instruction_only
     method = config.method
+    if config.fixed_prompt is not None:
+        prompt = config.fixed_prompt
+        return domain_from_texts([prompt["description"]], [prompt["instruction"]], embedder,
+                                 {"source": "fixed-prompt", "from": prompt.get("source")})
     if method in ("opro", "opro-enhanced"):
         description, instruction = task.enhanced_prompt() if method == "opro-enhanced" else (task.description0, task.instruction0)
         return domain_from_texts([description.text], [instruction.text], embedder, {"source": method})
@@ -348,7 +460,7 @@ def build_run_domain(config: RunConfig, task, chat, embedder, progress: bool = T
         k_descriptions = 0 if method == "expo-i-only" else config.k_descriptions
         k_instructions = 0 if method == "expo-d-only" else config.k_instructions
         return build_domain(chat, embedder, task.description0, task.instruction0, k_descriptions, k_instructions,
-                            config.temperature, progress=progress)
+                            config.temperature, progress=progress, style=config.rephrase_style)
     descriptions, instructions = load_variants(config.domain)
     domain = domain_from_texts(descriptions, instructions, embedder, {"source": "variants", "path": str(config.domain)})
     return description_only(domain) if method == "expo-d-only" else instruction_only(domain) if method == "expo-i-only" else domain
@@ -361,7 +473,8 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
         stored = RunConfig.from_json((out_dir / "config.json").read_text())
         if stored != config: raise ExpoError(f"{out_dir} holds a run of a different config; pick another directory or delete it")
     if (out_dir / "summary.json").exists(): return json.loads((out_dir / "summary.json").read_text())
-    if chat is None: check_credentials(config.llm)
+    if chat is None:
+        for spec in (config.llm, config.rephraser or config.llm): check_credentials(spec)
     if embedder is None: check_credentials(config.embedder)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
@@ -372,6 +485,9 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
     embedder = embedder if embedder is not None else make_embedder(config.embedder, cache)
     task = build_task(config)
     if (out_dir / "domain" / "domain.json").exists(): domain = PromptDomain.load(out_dir / "domain")
-    else: domain = build_run_domain(config, task, chat, embedder, progress); domain.save(out_dir / "domain")
+    else:
+        rephraser = make_chat(config.rephraser, cache) if config.rephraser and config.rephraser != config.llm else chat
+        domain = build_run_domain(config, task, rephraser, embedder, progress)
+        domain.save(out_dir / "domain")
     run_loop(config, out_dir, task, domain, chat, make_driver(config, domain, task, embedder), progress)
     return json.loads((out_dir / "summary.json").read_text())

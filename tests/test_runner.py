@@ -39,7 +39,7 @@ def test_truncation_at_every_byte_keeps_complete_records(tmp_path):
 def test_cli_errors_are_one_line(tmp_path):
     cli = CliRunner()
     for args, text in ((["run", "nope"], "unknown preset"), (["run", "linreg-quick", "--method", "x", "--out", str(tmp_path)], "unknown method"),
-                       (["run", "linreg-quick", "--input-projection", "pca", "--out", str(tmp_path)], "input_projection must be 'domain' or 'none'"),
+                       (["run", "linreg-quick", "--input-projection", "pca", "--out", str(tmp_path)], "unknown input_projection 'pca'"),
                        (["show", str(tmp_path / "missing")], "cannot read run directory")):
         result = cli.invoke(app, args)
         assert result.exit_code == 2 and text in result.output and "Traceback" not in result.output
