@@ -156,12 +156,13 @@ class NeuralUcbSelector:
     def tell(self, arm: int, score: float) -> None:
         "Add the chosen arm's squared gradient to U, retrain on all history, recompute every arm's UCB."
         arm, score = check_feedback(self.domain, arm, score)
-        if self.history:
+        first = not self.history
+        if not first:
             if self.estimator.network is None: self._refit()        # after a restore
-            self.gradient_log.append(_squared_gradient(self.estimator.network, self.domain.features([arm])[0]))
-            self._accumulate(*self.gradient_log[-1], arm)
+            self._log_gradient(arm)
         self.history.append((arm, score))
         self._refit()
+        if first: self._log_gradient(arm)                           # the first arm, with the first network
         self.means = self.estimator.predict_domain(self.domain)
         inverse_u = {k: 1 / v for k, v in self._u().items()}
         self.bonus = self.estimator.label_scale * np.sqrt(ucb_bonus_squared(self.estimator.network, self.domain, inverse_u))
@@ -182,7 +183,8 @@ class NeuralUcbSelector:
         self.means, self.bonus = np.array(state["means"], dtype=np.float64), np.array(state["bonus"], dtype=np.float64)
         self.rng.bit_generator.state = state["rng"]
         self.u, self.estimator = None, ScoreEstimator(self.config)
-        for (c2, a2), (arm, _) in zip(self.gradient_log, self.history[1:]): self._accumulate(c2, a2, arm)
+        skipped = len(self.history) - len(self.gradient_log)      # 1 in states saved before the first arm counted
+        for (c2, a2), (arm, _) in zip(self.gradient_log, self.history[skipped:]): self._accumulate(c2, a2, arm)
 
     def summary(self, top: int = 5) -> dict:
         "The arms with the largest UCB (value = UCB)."
@@ -190,6 +192,11 @@ class NeuralUcbSelector:
         return selection_summary(self.domain, self.probabilities, ucb, len(self.history), top) | {
             "top_arms": [{"arm": int(a), "mean": float(self.means[a]), "bonus": float(self.bonus[a]), "ucb": float(ucb[a])}
                          for a in np.argsort(-ucb, kind="stable")[:top]]}
+
+    def _log_gradient(self, arm: int) -> None:
+        "Add the played arm's squared gradient (current network) to the log and to U."
+        self.gradient_log.append(_squared_gradient(self.estimator.network, self.domain.features([arm])[0]))
+        self._accumulate(*self.gradient_log[-1], arm)
 
     def _refit(self):
         arms, scores = zip(*self.history)

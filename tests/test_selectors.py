@@ -190,3 +190,23 @@ def test_default_estimator_predicts_like_the_raw_network_on_every_arm():
     raw = ScoreEstimator(EstimatorConfig(input_projection="none")).fit(dom.features(arms), scores, domain=dom)
     assert default.network[0].in_features < raw.network[0].in_features
     np.testing.assert_allclose(default.predict_domain(dom), raw.predict_domain(dom), atol=1e-5)
+
+
+def test_neuralucb_and_expo_see_the_same_inputs_and_predict_alike():
+    "Only the selection rule differs: same history -> same network predictions on every arm (default config)."
+    rng = make_rng(12)
+    dom = PromptDomain([f"D{i}" for i in range(6)], [f"I{j}" for j in range(5)],
+                       rng.normal(size=(6, 32)) / 6, rng.normal(size=(5, 32)) / 6)
+    expo, ucb = ExpoSelector(dom, eta=100.0, seed=0), NeuralUcbSelector(dom, seed=0)
+    for arm, score in [(0, 0.2), (7, 0.5), (13, -0.1), (29, 0.4)]:
+        expo.tell(arm, score); ucb.tell(arm, score)
+        np.testing.assert_allclose(ucb.means, expo.last_predictions, atol=1e-5)
+
+
+def test_neuralucb_first_played_arm_enters_the_confidence():
+    rng = make_rng(13)
+    dom = PromptDomain(["a", "b", "c"], ["x", "y"], rng.normal(size=(3, 8)), rng.normal(size=(2, 8)))
+    ucb = NeuralUcbSelector(dom, seed=0)
+    ucb.tell(0, 0.3)
+    assert len(ucb.gradient_log) == 1
+    assert ucb.bonus[0] < ucb.bonus[1:].max()   # the played arm is less uncertain than some unplayed one
