@@ -19,9 +19,10 @@ The pipeline, one step per function below:
    as image files, no execution counts); backticked notebook names and exported symbols become links;
 4. `mkdocs build` runs with `strict: true` (a broken internal link or anchor fails the build), with MathJax 3
    copied from the `django-static-mathjax` PyPI package into the site, so formulas render with no network.
-The base configuration is `tools/mkdocs.yml`; the generated sources and config are in `_proc/_mkdocs/`.
+The base configuration is `tools/mkdocs.yml`; the generated config and Markdown sources are in `_proc/_mkdocs/`
+(`mkdocs serve -f _proc/_mkdocs/mkdocs.yml` previews them).
 """
-import base64, json, logging, os, re, shutil, sys, time
+import base64, logging, os, re, shutil, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def show_doc_markdown(name: str, namespace: dict) -> tuple[str, list[str]]:
     try: obj = eval(name, namespace)
     except (NameError, AttributeError):  # the notebook is ahead of the module: say so on the page, build on
         logging.getLogger("docs").warning(f"{name} is not in {namespace.get('__name__')}: run nbdev_export")
-        return f"### {name} {{ #{anchor(name)} .doc-heading }}\n\n*Not in the installed module yet: run `nbdev_export`.*", [name]
+        note = "*Not in the installed module yet: run `nbdev_export`.*"
+        return f"### {name} {{ #{anchor(name)} .doc-heading }}\n\n{note}", [name]
     names, parts = [name], []
     names += [f"{name}.{m}" for m in public_methods(obj)] if isinstance(obj, type) else []
     for nm in names:
@@ -212,7 +214,7 @@ def nav(titles: dict[str, str]) -> list:
 
 
 def copy_mathjax(docs: Path):
-    "MathJax 3 (Apache-2.0) from the installed django-static-mathjax package: the TeX+CHTML bundle, its fonts and TeX extensions."
+    "MathJax 3 (Apache-2.0) from the django-static-mathjax package: the TeX+CHTML bundle, its fonts, TeX extensions."
     import importlib.resources
     src = Path(str(importlib.resources.files("mathjax"))) / "static" / "mathjax"
     dst = docs / "assets" / "mathjax"
@@ -249,11 +251,11 @@ def tolerate_marked_sections():
 
 
 def build(out_dir: Path = ROOT / "_docs", workers: int = 2) -> list[Path]:
-    "Process every notebook, write the Markdown sources to `_proc/_mkdocs/`, build the site into `out_dir`."
+    "Process every notebook, write the Markdown sources to `_proc/_mkdocs/docs/`, build the site into `out_dir`."
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
-    docs = PROC / "_mkdocs"  # quarto (nbdev_docs renders _proc/) skips folders starting with `_`
-    shutil.rmtree(docs, ignore_errors=True)
+    shutil.rmtree(PROC / "_mkdocs", ignore_errors=True)  # quarto (nbdev_docs renders _proc/) skips `_` folders
+    docs = PROC / "_mkdocs" / "docs"
     (docs / "assets").mkdir(parents=True)
     paths = notebooks()
     with ProcessPoolExecutor(workers) as pool: processed = list(pool.map(process, paths))
