@@ -53,7 +53,8 @@ class ResponseCache:
         "The connection, under the instance lock; an sqlite3 or OS error leaves as a one-line CacheError."
         with self._lock:
             try: yield self._db()
-            except (sqlite3.Error, OSError) as error: raise CacheError(cache_problem(error, self.path, self.timeout)) from error
+            except (sqlite3.Error, OSError) as error:
+                raise CacheError(cache_problem(error, self.path, self.timeout)) from error
     def get_many(self, keys: Iterable[str]) -> dict[str, dict]:
         "Stored values for those `keys` present."
         keys = list(dict.fromkeys(keys)); found = {}
@@ -94,7 +95,7 @@ def cache_problem(error: BaseException, # the sqlite3.Error or OSError raised wh
                   ) -> str:
     "One line: what is wrong with the cache file at `path` and what to do about it."
     text = f"{getattr(error, 'sqlite_errorname', '')} {error}".lower()
-    if path.is_dir(): return f"the cache path {path} is a directory; give a file path instead, e.g. {path / 'cache.sqlite'}"
+    if path.is_dir(): return f"the cache path {path} is a directory; give a file path, e.g. {path / 'cache.sqlite'}"
     if "notadb" in text or "not a database" in text or "malformed" in text:
         return (f"the cache file {path} is not a readable SQLite database (damaged, or another kind of file); "
                 "move it aside or delete it, then rerun")
@@ -102,7 +103,7 @@ def cache_problem(error: BaseException, # the sqlite3.Error or OSError raised wh
         return (f"the cache file {path} stayed locked by another process for more than {timeout:g} s; "
                 "wait for that process to finish, or use another cache file")
     if "full" in text or getattr(error, "errno", None) == errno.ENOSPC:
-        return f"cannot write the cache file {path}: the disk is full; free some space, or put the cache on another disk"
+        return f"cannot write the cache file {path}: the disk is full; free some space or put the cache on another disk"
     if "readonly" in text or isinstance(error, PermissionError):
-        return f"cannot write the cache file {path}: no permission (read-only file, folder or disk); fix that or use another file"
+        return f"cannot write the cache file {path}: no permission (read-only file, folder or disk); use another file"
     return f"cannot use the cache file {path}: {' '.join(str(error).split())}; check the file or use another cache file"

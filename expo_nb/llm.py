@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_llm.ipynb #0cf8bd7d
 from __future__ import annotations
-import os, random, threading, time
+import hashlib, os, random, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -14,14 +14,22 @@ from .core import ExpoError, ChatRequest, Completion
 from .cache import ResponseCache, cache_key
 
 # %% auto #0
-__all__ = ['OPENAI_EMBEDDING_DIMENSIONS', 'LLMCallError', 'call_with_retries', 'UsageMeter', 'OpenAIChat', 'CachedChat',
-           'OpenAIEmbedder']
+__all__ = ['OPENAI_API_URL', 'OPENAI_EMBEDDING_DIMENSIONS', 'LLMCallError', 'MalformedReply', 'endpoint_url', 'call_with_retries',
+           'UsageMeter', 'sampling_seed', 'PartialBatchError', 'OpenAIChat', 'CachedChat', 'OpenAIEmbedder']
 
 # %% ../nbs/02_llm.ipynb #60e8739b
 class LLMCallError(ExpoError):
     "A model call failed for good (after retries, or with a non-retryable status)."
 
+class MalformedReply(Exception):
+    "A 200 reply that breaks the protocol (no choices, null content, too few embeddings): retried, never cached."
+
+OPENAI_API_URL = "https://api.openai.com/v1"
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1"}
+
+def endpoint_url(base_url: str | None = None) -> str:
+    "The endpoint an openai client calls: `base_url`, else $OPENAI_BASE_URL, else the OpenAI API."
+    return base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_API_URL
 
 def _api_key(api_key_env: str, base_url: str | None) -> str:
     "The key from the environment at call time; 'EMPTY' for local endpoints when unset."
@@ -29,24 +37,34 @@ def _api_key(api_key_env: str, base_url: str | None) -> str:
     if key: return key
     if base_url and urlparse(base_url).hostname in _LOCAL_HOSTS: return "EMPTY"
     raise LLMCallError(f"environment variable {api_key_env} is not set; export it with your API key "
-                       f"for endpoint {base_url or 'https://api.openai.com/v1'}")
+                       f"for endpoint {base_url or OPENAI_API_URL}")
 
 def _make_client(base_url, api_key_env, timeout):
     import openai
     return openai.OpenAI(api_key=_api_key(api_key_env, base_url), base_url=base_url, timeout=timeout, max_retries=0)
 
 def _retryable(exc) -> tuple[bool, object]:
-    "(retry?, status) for an exception raised by the openai client."
+    "(retry?, status) for an exception raised by the openai client or by a reply check."
     import openai
+    if isinstance(exc, MalformedReply): return True, "malformed reply"
     if isinstance(exc, openai.APIStatusError): return exc.status_code == 429 or exc.status_code >= 500, exc.status_code
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)): return True, type(exc).__name__
     if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)): return True, f"malformed response ({type(exc).__name__})"
     return False, type(exc).__name__
 
 # %% ../nbs/02_llm.ipynb #83163f68
+def _failure(what: str, status, attempts: int, exc: BaseException, api_key_env: str) -> str:
+    "The one-line message of a call that failed for good; never the key, and a 401 names the key's variable."
+    if status == 401:
+        return f"{what} refused the API key (status 401); check the key in the environment variable {api_key_env}"
+    detail, key = " ".join(str(exc).split()), os.environ.get(api_key_env)
+    if key: detail = detail.replace(key, f"${api_key_env}")
+    return f"{what} failed: status {status} after {attempts} attempt(s): {detail[:300]}"
+
 def call_with_retries(fn, # zero-argument call
                       what: str, # e.g. "model gpt-4o-mini at https://..."
-                      max_retries: int = 4, backoff_base: float = 0.5, rng: random.Random | None = None):
+                      max_retries: int = 4, backoff_base: float = 0.5, rng: random.Random | None = None,
+                      api_key_env: str = "OPENAI_API_KEY"):  # named (never shown) when the key is refused
     "Run `fn`, retrying retryable failures with exponential backoff plus jitter."
     rng = rng or random.Random()
     for attempt in range(1, max_retries + 2):
@@ -55,12 +73,35 @@ def call_with_retries(fn, # zero-argument call
         except Exception as exc:
             retry, status = _retryable(exc)
             if not retry or attempt > max_retries:
-                raise LLMCallError(f"{what} failed: status {status} after {attempt} attempt(s): {exc}") from exc
+                raise LLMCallError(_failure(what, status, attempt, exc, api_key_env)) from exc
             delay = backoff_base * 2 ** (attempt - 1)
             after = getattr(getattr(exc, "response", None), "headers", {}) or {}
             try: delay = max(delay, float(after.get("retry-after", 0)))
             except (TypeError, ValueError): pass
             time.sleep(min(delay * (1 + rng.random() * 0.25), 30.0))
+
+# %% ../nbs/02_llm.ipynb #3cebc7d6
+def _completion(resp) -> Completion:
+    "The Completion in one /chat/completions reply; MalformedReply when it has no choice or no text."
+    choices = getattr(resp, "choices", None)
+    if not choices: raise MalformedReply("the reply has no choices")
+    text = getattr(getattr(choices[0], "message", None), "content", None)
+    if not isinstance(text, str):
+        raise MalformedReply(f"the reply's content is {'null' if text is None else type(text).__name__}, not text")
+    usage = getattr(resp, "usage", None)
+    return Completion(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+
+def _embedding_rows(resp, n: int, dimension: int | None) -> list[list[float]]:
+    "The `n` vectors of an /embeddings reply in input order; MalformedReply when number, indices or lengths are off."
+    data = list(getattr(resp, "data", None) or [])
+    if len(data) != n: raise MalformedReply(f"{len(data)} embeddings for {n} inputs")
+    if {getattr(d, "index", None) for d in data} != set(range(n)):
+        raise MalformedReply(f"embedding indices are not 0..{n - 1}")
+    rows = [d.embedding for d in sorted(data, key=lambda d: d.index)]
+    lengths = {len(r) if isinstance(r, list) else 0 for r in rows}
+    if len(lengths) != 1 or 0 in lengths or (dimension is not None and lengths != {dimension}):
+        raise MalformedReply(f"embedding lengths {sorted(lengths)}, expected {dimension or 'one common length'}")
+    return rows
 
 # %% ../nbs/02_llm.ipynb #d0ff3931
 @dataclass
@@ -80,37 +121,60 @@ class UsageMeter:
         return {"prompt_tokens": sum(r["prompt_tokens"] for r in fresh), "completion_tokens": sum(r["completion_tokens"] for r in fresh),
                 "calls": len(fresh), "cached_calls": len(self.records) - len(fresh)}
 
+# %% ../nbs/02_llm.ipynb #d8f0aba9
+def sampling_seed(request: ChatRequest) -> int:
+    "The `seed` sent with a request: a 31-bit hash of its tag and sample index."
+    text = f"0|{request.tag}|{int(request.sample_index)}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+class PartialBatchError(LLMCallError):
+    "Some requests of a batch failed for good; `completed` maps the positions of the others to their completions."
+    def __init__(self, message: str, completed: dict[int, Completion]):
+        super().__init__(message); self.completed = completed
+
+def _batch_results(futures) -> tuple[dict[int, Completion], list[LLMCallError]]:
+    "({position: completion} of the futures that succeeded, the LLMCallErrors of the others)."
+    done, errors = {}, []
+    for i, future in enumerate(futures):
+        try: done[i] = future.result()
+        except LLMCallError as error: errors.append(error)
+    return done, errors
+
 # %% ../nbs/02_llm.ipynb #9d6e4a2b
 class OpenAIChat:
     "ChatModel over an OpenAI-compatible /chat/completions endpoint."
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 60.0, max_retries: int = 4, max_concurrency: int = 8,
-                 backoff_base: float = 0.5, extra_body: dict | None = None):
+                 backoff_base: float = 0.5, extra_body: dict | None = None,
+                 send_seed: bool = True):  # send `seed = sampling_seed(request)` with each request
         if max_concurrency < 1: raise ExpoError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if max_retries < 0: raise ExpoError(f"max_retries must be >= 0, got {max_retries}")
-        self.model, self.base_url, self.api_key_env, self.timeout = model, base_url, api_key_env, timeout
+        self.model, self.base_url, self.api_key_env, self.timeout = model, endpoint_url(base_url), api_key_env, timeout
         self.max_retries, self.max_concurrency, self.backoff_base, self.extra_body = max_retries, max_concurrency, backoff_base, extra_body
-        self.meter = UsageMeter()
+        self.send_seed, self.meter = send_seed, UsageMeter()
     @property
-    def identity(self) -> str: return f"openai-chat:{self.base_url or 'https://api.openai.com/v1'}:{self.model}"
+    def identity(self) -> str: return f"openai-chat:{self.base_url}:{self.model}"
     def __repr__(self): return f"OpenAIChat(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
     def _one(self, client, request: ChatRequest) -> Completion:
-        def call():
-            resp = client.chat.completions.create(model=self.model, messages=list(request.messages), temperature=request.temperature,
-                max_tokens=request.max_tokens, stop=list(request.stop) or None, extra_body=self.extra_body)
-            usage = resp.usage
-            return Completion(resp.choices[0].message.content or "", getattr(usage, "prompt_tokens", 0) or 0,
-                              getattr(usage, "completion_tokens", 0) or 0)
-        return call_with_retries(call, f"model {self.model} at {self.base_url or 'api.openai.com'}", self.max_retries, self.backoff_base)
+        seed = {"seed": sampling_seed(request)} if self.send_seed else {}
+        call = lambda: _completion(client.chat.completions.create(model=self.model, messages=list(request.messages),
+            temperature=request.temperature, max_tokens=request.max_tokens, stop=list(request.stop) or None,
+            extra_body=self.extra_body, **seed))
+        return call_with_retries(call, f"model {self.model} at {self.base_url}", self.max_retries, self.backoff_base,
+                                 api_key_env=self.api_key_env)
     def complete(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        "Completions for `requests`, in order, drawn concurrently."
+        "Completions for `requests`, in order, drawn concurrently; PartialBatchError when some fail for good."
         requests = list(requests)
         if not requests: return []
         client = _make_client(self.base_url, self.api_key_env, self.timeout)
         with ThreadPoolExecutor(min(self.max_concurrency, len(requests))) as pool:
-            out = list(pool.map(lambda r: self._one(client, r), requests))
-        self.meter.record(out, self.identity)
-        return out
+            futures = [pool.submit(self._one, client, r) for r in requests]
+        done, errors = _batch_results(futures)
+        self.meter.record(list(done.values()), self.identity)
+        if errors:
+            message = f"{errors[0]} ({len(errors)} of {len(requests)} requests failed)"
+            raise PartialBatchError(message, done) from errors[0]
+        return [done[i] for i in range(len(requests))]
 
 # %% ../nbs/02_llm.ipynb #a7ddae2f
 class CachedChat:
@@ -120,17 +184,21 @@ class CachedChat:
     @property
     def identity(self) -> str: return self.inner.identity
     def __repr__(self): return f"CachedChat({self.inner!r}, {self.cache!r})"
+    def _store(self, completions: dict[str, Completion]) -> None:
+        self.cache.put_many({k: {"text": c.text, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens}
+                             for k, c in completions.items()})
     def complete(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        "Completions in order; only cache misses reach the inner model."
+        "Completions in order; only cache misses reach the inner model, and whatever it answers is stored."
         requests = list(requests)
         keys = [cache_key("chat", self.inner.identity, r.key_fields()) for r in requests]
         found = self.cache.get_many(keys)
         miss = [i for i, k in enumerate(keys) if k not in found]
-        fresh = self.inner.complete([requests[i] for i in miss]) if miss else []
-        self.cache.put_many({keys[i]: {"text": c.text, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens}
-                             for i, c in zip(miss, fresh)})
-        out = [Completion(found[k]["text"], found[k]["prompt_tokens"], found[k]["completion_tokens"], cached=True) if k in found else None for k in keys]
-        for i, c in zip(miss, fresh): out[i] = c
+        try: fresh = dict(zip(miss, self.inner.complete([requests[i] for i in miss]))) if miss else {}
+        except PartialBatchError as error:
+            self._store({keys[miss[j]]: c for j, c in error.completed.items()}); raise
+        self._store({keys[i]: c for i, c in fresh.items()})
+        hit = lambda k: Completion(found[k]["text"], found[k]["prompt_tokens"], found[k]["completion_tokens"], cached=True)
+        out = [fresh[i] if i in fresh else hit(k) for i, k in enumerate(keys)]
         self.meter.record(out, self.identity)
         return out
 
@@ -142,11 +210,12 @@ class OpenAIEmbedder:
     def __init__(self, model: str = "text-embedding-3-large", base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  batch_size: int = 256, dimension: int | None = None, timeout: float = 60.0, max_retries: int = 4, backoff_base: float = 0.5):
         if batch_size < 1: raise ExpoError(f"batch_size must be >= 1, got {batch_size}")
-        if dimension is None and base_url is None: dimension = OPENAI_EMBEDDING_DIMENSIONS.get(model)
+        base_url = endpoint_url(base_url)
+        if dimension is None and base_url == OPENAI_API_URL: dimension = OPENAI_EMBEDDING_DIMENSIONS.get(model)
         self.model, self.base_url, self.api_key_env, self.batch_size, self._dimension = model, base_url, api_key_env, batch_size, dimension
         self.timeout, self.max_retries, self.backoff_base = timeout, max_retries, backoff_base
     @property
-    def identity(self) -> str: return f"openai-embed:{self.base_url or 'https://api.openai.com/v1'}:{self.model}"
+    def identity(self) -> str: return f"openai-embed:{self.base_url}:{self.model}"
     @property
     def dimension(self) -> int:
         if self._dimension is None: self.embed(["dimension probe"])
@@ -157,8 +226,9 @@ class OpenAIEmbedder:
         texts, client, rows = list(texts), _make_client(self.base_url, self.api_key_env, self.timeout), []
         for i in range(0, len(texts), self.batch_size):
             batch = texts[i:i + self.batch_size]
-            resp = call_with_retries(lambda: client.embeddings.create(model=self.model, input=batch),
-                                     f"embedding model {self.model} at {self.base_url or 'api.openai.com'}", self.max_retries, self.backoff_base)
-            rows += [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
-        if rows and self._dimension is None: self._dimension = len(rows[0])
+            reply = lambda: client.embeddings.create(model=self.model, input=batch)
+            call = lambda: _embedding_rows(reply(), len(batch), self._dimension)
+            rows += call_with_retries(call, f"embedding model {self.model} at {self.base_url}", self.max_retries,
+                                      self.backoff_base, api_key_env=self.api_key_env)
+            self._dimension = self._dimension or len(rows[0])
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), self._dimension or 0)
