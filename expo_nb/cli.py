@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Optional
 import typer
 from .core import ExpoError
-from .runner import PRESETS, RunConfig, get_preset
+from .runner import METHODS, PRESETS, RunConfig, get_preset
 
 # %% auto #0
-__all__ = ['app', 'fail', 'presets', 'run', 'sweep', 'plot', 'domain', 'show', 'main']
+__all__ = ['app', 'fail', 'presets', 'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain', 'show', 'main']
 
 # %% ../nbs/33_cli.ipynb #3567cc25
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="EXPO meta-prompt optimization experiments.")
@@ -42,27 +42,74 @@ def _config(preset: str, **overrides) -> RunConfig:
     except ExpoError as error: fail(str(error))
     except TypeError as error: fail(f"bad override: {error}")
 
+def _split(text: str) -> list[str]: return [part.strip() for part in text.split(",") if part.strip()]
+
+def _score_scale(text: str | None) -> float | str | None:
+    "--score-scale: a number (b itself) or a rule name such as warm-max:30."
+    if text is None: return None
+    try: return float(text)
+    except ValueError: return text.strip()
+
+def _numbers(text: str | None, option: str) -> tuple[float, ...] | None:
+    "A comma-separated list of numbers, or a one-line error naming the option."
+    if text is None: return None
+    try: values = tuple(float(part) for part in _split(text))
+    except ValueError: fail(f"{option} must be comma-separated numbers, got {text!r}")
+    if not values: fail(f"{option} is empty; give comma-separated numbers, e.g. 10,100,1000")
+    return values
+
 def _print_summary(summary: dict, out: Path) -> None:
     typer.echo(f"finished {summary['iterations']} iterations of {summary['method']} on {summary['task']} (seed {summary['seed']}): "
                f"final metric {summary['final_metric']:.6g}; {summary['prompt_tokens'] + summary['completion_tokens']} tokens, "
                f"{summary['cached_calls']} cached calls, {summary['wall_s']:.1f} s")
     typer.echo(f"run directory: {out} (log.jsonl, metric.png, summary.json)")
 
+# %% ../nbs/33_cli.ipynb #92baf388
+def fixed_prompt_from(run_dir: Path) -> dict:
+    "The prompt a finished EXPO-family run ended on (its most likely arm) as a RunConfig.fixed_prompt (Fig. 8)."
+    run_dir = Path(run_dir)
+    try:
+        config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError): raise ExpoError(f"--prompt-from {run_dir} is not a finished run directory "
+                                                  "(needs config.json and summary.json)") from None
+    if not config.method.startswith("expo"): raise ExpoError(f"--prompt-from {run_dir} is a {config.method} run, not EXPO")
+    top = summary.get("top_arms") if isinstance(summary, dict) else None
+    if not top or not all(isinstance(top[0].get(k), str) for k in ("description_text", "instruction_text")):
+        raise ExpoError(f"--prompt-from {run_dir}: summary.json names no final prompt; rerun that run to finish it")
+    return {"description": top[0]["description_text"], "instruction": top[0]["instruction_text"],
+            "source": str(run_dir), "arm": top[0].get("arm")}
+
+# %% ../nbs/33_cli.ipynb #4e9fb147
 @app.command()
 def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)"),
         out: Optional[Path] = typer.Option(None, help="run directory (default runs/PRESET)"),
         llm: Optional[str] = typer.Option(None, help="chat model: local:qwen1.5b, local:smollm135m, openai:MODEL, http://HOST:PORT/v1#MODEL"),
         embedder: Optional[str] = typer.Option(None, help="embedder: local:minilm, hashing:D, openai:MODEL, http://HOST:PORT/v1#MODEL"),
-        method: Optional[str] = typer.Option(None, help="expo, expo-es, opro, opro-enhanced, neuralucb, random, expo-d-only, expo-i-only, expo-exemplar-input"),
+        method: Optional[str] = typer.Option(None, help=", ".join(METHODS)),
         seed: Optional[int] = None, iterations: Optional[int] = None, samples: Optional[int] = None,
         eta: Optional[float] = None, domain: Optional[str] = typer.Option(None, help="'llm' or a variants .json file"),
         cache: Optional[str] = typer.Option(None, help="shared response cache file (default: inside the run directory)"),
-        input_projection: Optional[str] = typer.Option(None, help="score network inputs: 'domain' (span coordinates, default) or 'none' (raw embeddings)"),
+        input_projection: Optional[str] = typer.Option(None, help="score network inputs: 'domain' (default) or 'none'"),
+        score_scale: Optional[str] = typer.Option(None, help="b of the prompt score: a number or warm-max[:K]"),
+        rephraser: Optional[str] = typer.Option(None, help="chat model that writes the domain (default: --llm)"),
+        rephrase_style: Optional[str] = typer.Option(None, help="rephrasing request: paper or conservative"),
+        env_seed: Optional[int] = typer.Option(None, help="bandit environment seed (default: from --seed)"),
+        temperatures: Optional[str] = typer.Option(None, help="per-sample temperatures, e.g. 1,1,1,1,1,1,1,1"),
+        prompt_from: Optional[Path] = typer.Option(None, help="finished EXPO run: rerun OPRO with its final prompt"),
         progress: bool = typer.Option(True, help="show progress bars")) -> None:
     "Run PRESET (with overrides) in a run directory; rerun to resume."
     from expo_nb.runner import run as run_config
+    fixed = None
+    if prompt_from is not None:
+        try: fixed, method = fixed_prompt_from(prompt_from), "opro"
+        except ExpoError as error: fail(str(error))
+    temperature_list = _numbers(temperatures, "--temperatures")
+    if temperature_list and samples is None: samples = len(temperature_list)
     config = _config(preset, llm=llm, embedder=embedder, method=method, seed=seed, iterations=iterations,
-                     samples=samples, eta=eta, domain=domain, cache=cache, input_projection=input_projection)
+                     samples=samples, eta=eta, domain=domain, cache=cache, input_projection=input_projection,
+                     score_scale=_score_scale(score_scale), rephraser=rephraser, rephrase_style=rephrase_style,
+                     env_seed=env_seed, temperatures=temperature_list, fixed_prompt=fixed)
     out = out or Path("runs") / preset
     try: summary = run_config(config, out, progress=progress)
     except ExpoError as error: fail(str(error))
@@ -71,57 +118,74 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
     _print_summary(summary, out)
 
 # %% ../nbs/33_cli.ipynb #27d07bdb
-def _split(text: str) -> list[str]: return [part.strip() for part in text.split(",") if part.strip()]
-
 @app.command()
 def sweep(preset: str, methods: str = typer.Option("expo,opro", help="comma-separated methods"),
           seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
           out: Optional[Path] = typer.Option(None, help="root directory (default runs/sweep-PRESET)"),
           llm: Optional[str] = None, embedder: Optional[str] = None, iterations: Optional[int] = None,
           backend: str = typer.Option("joblib", help="joblib or ray"), jobs: int = typer.Option(1, help="parallel runs"),
-          cache: Optional[str] = typer.Option(None, help="response cache shared by all runs (default OUT/cache.sqlite)")) -> None:
-    "Run PRESET for every method x seed and plot them together."
+          etas: Optional[str] = typer.Option(None, help="eta grid, e.g. 10,100,1000 (runs in METHOD/eta-ETA/seed-N)"),
+          score_scale: Optional[str] = typer.Option(None, help="b of the prompt score: a number or warm-max[:K]"),
+          rephraser: Optional[str] = typer.Option(None, help="chat model that writes the domain (default: --llm)"),
+          domain: Optional[str] = typer.Option(None, help="'llm' or a variants .json file shared by all runs"),
+          shared_cache: bool = typer.Option(False, help="one response cache for all runs: methods with the same seed "
+                                                       "then share replies (common random numbers)"),
+          cache: Optional[str] = typer.Option(None, help="response cache shared by all runs (implies --shared-cache)")) -> None:
+    "Run PRESET for every method x seed (x eta) and plot them together."
     from expo_nb.sweep import sweep as run_sweep
     from expo_nb.plots import load_runs, plot_metric
     out = out or Path("runs") / f"sweep-{preset}"
     try: seed_list = [int(s) for s in _split(seeds)]
     except ValueError: fail(f"--seeds must be comma-separated integers, got {seeds!r}")
-    overrides = dict(llm=llm, embedder=embedder, iterations=iterations, cache=cache or str(out / "cache.sqlite"))
+    if jobs < 1: fail(f"--jobs must be >= 1, got {jobs}")
+    eta_list = _numbers(etas, "--etas")
+    shared = cache or (str(out / "cache.sqlite") if shared_cache else None)
+    overrides = dict(llm=llm, embedder=embedder, iterations=iterations, cache=shared,
+                     score_scale=_score_scale(score_scale), rephraser=rephraser, domain=domain)
     _config(preset, **overrides)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        dirs = run_sweep(preset, _split(methods), seed_list, out, backend=backend, n_jobs=jobs,
+        dirs = run_sweep(preset, _split(methods), seed_list, out, backend=backend, n_jobs=jobs, etas=eta_list,
                          overrides={k: v for k, v in overrides.items() if v is not None})
-        ax = plot_metric(load_runs(dirs), title=preset); ax.figure.savefig(out / "metric.png", dpi=120, bbox_inches="tight")
+        hue = "eta" if eta_list and len(eta_list) > 1 else "method"
+        ax = plot_metric(load_runs(dirs, fields=("eta",)), title=preset, hue=hue)
+        ax.figure.savefig(out / "metric.png", dpi=120, bbox_inches="tight")
     except ExpoError as error: fail(str(error))
     typer.echo(f"{len(dirs)} runs in {out}; figure {out / 'metric.png'}")
 
 @app.command()
 def plot(run_dirs: list[Path], output: Path = typer.Option(Path("metric.png"), "-o", "--output", help="figure file"),
-         metric: str = typer.Option("metric", help="log column to plot")) -> None:
-    "Plot the metric of RUN_DIRS (mean ± s.e. over seeds per method) into one figure."
+         metric: str = typer.Option("metric", help="log column to plot"),
+         by: str = typer.Option("method", help="config field whose values make the curves, e.g. method, eta, seed")) -> None:
+    "Plot the metric of RUN_DIRS (mean ± s.e. over the runs of each curve) into one figure."
     from expo_nb.plots import load_runs, plot_metric
     try:
-        ax = plot_metric(load_runs(run_dirs), metric); ax.figure.savefig(output, dpi=120, bbox_inches="tight")
+        ax = plot_metric(load_runs(run_dirs, fields=(by,)), metric, hue=by)
+        ax.figure.savefig(output, dpi=120, bbox_inches="tight")
     except ExpoError as error: fail(str(error))
+    except ValueError as error: fail(f"cannot write {output}: {error}")
     except OSError as error: fail(f"cannot write {output}: {error.strerror}")
     typer.echo(f"wrote {output}")
 
+# %% ../nbs/33_cli.ipynb #0244ef66
 @app.command()
 def domain(preset: str, out: Optional[Path] = typer.Option(None, help="where to save the domain (default runs/domain-PRESET)"),
-           llm: Optional[str] = None, embedder: Optional[str] = None, show: int = typer.Option(5, help="texts to print per part")) -> None:
+           llm: Optional[str] = None, embedder: Optional[str] = None, show: int = typer.Option(5, help="texts to print per part"),
+           rephraser: Optional[str] = typer.Option(None, help="chat model that writes the domain (default: --llm)"),
+           rephrase_style: Optional[str] = typer.Option(None, help="rephrasing request: paper or conservative")) -> None:
     "Generate (or load) the rephrased prompt domain of PRESET and print some of its texts."
     from expo_nb.runner import build_task, build_run_domain, check_credentials
     from expo_nb.local import make_chat, make_embedder
     from expo_nb.core import PromptDomain
-    config = _config(preset, llm=llm, embedder=embedder)
+    config = _config(preset, llm=llm, embedder=embedder, rephraser=rephraser, rephrase_style=rephrase_style)
     out = out or Path("runs") / f"domain-{preset}"
     try:
         if (out / "domain.json").exists(): prompt_domain = PromptDomain.load(out)
         else:
-            check_credentials(config.llm); check_credentials(config.embedder)
+            for spec in (config.rephraser or config.llm, config.embedder): check_credentials(spec)
             cache = config.cache or out / "cache.sqlite"; out.mkdir(parents=True, exist_ok=True)
-            prompt_domain = build_run_domain(config, build_task(config), make_chat(config.llm, cache), make_embedder(config.embedder, cache))
+            chat = make_chat(config.rephraser or config.llm, cache)
+            prompt_domain = build_run_domain(config, build_task(config), chat, make_embedder(config.embedder, cache))
             prompt_domain.save(out)
     except ExpoError as error: fail(str(error))
     n_d, n_i = prompt_domain.shape
@@ -144,17 +208,26 @@ def show(run_dir: Path) -> None:
     except ExpoError as error: fail(str(error))
     typer.echo(f"{len(records)}/{config.iterations} iterations logged")
     if records:
-        typer.echo(f"{'iter':>4} {'arm':>5} {'D':>4} {'I':>4} {'score':>9} {'metric':>12} {'entropy':>8} {'tokens':>7}")
-        for r in records[-10:]:
-            typer.echo(f"{r['iteration']:>4} {r['arm']:>5} {r.get('description', ''):>4} {r.get('instruction', ''):>4} "
-                       f"{r['score']:>9.4f} {r['metric']:>12.6g} {r.get('entropy') if r.get('entropy') is not None else '':>8} "
-                       f"{r['prompt_tokens'] + r['completion_tokens']:>7}")
+        typer.echo(f"{'iter':>4} {'arm':>5} {'D':>4} {'I':>4} {'score':>9} {'metric':>12} {'entropy':>8} "
+                   f"{'p(top)':>7} {'arms':>5} {'spread':>7} {'tokens':>7}")
+        for r in records[-10:]: typer.echo(_record_line(r))
     if (run_dir / "summary.json").exists():
         summary = json.loads((run_dir / "summary.json").read_text())
         typer.echo(f"finished: final metric {summary['final_metric']:.6g}, {summary['arms_used']} arms used")
         for row in summary.get("top_arms", []):
             typer.echo(f"  arm {row['arm']}: D: {row.get('description_text', '')[:100]!r} I: {row.get('instruction_text', '')[:100]!r}")
     else: typer.echo("not finished: rerun `expo run` with the same options to resume")
+
+def _cell(value, spec: str) -> str:
+    "A number formatted with `spec`, or blank when the record lacks it (older logs, baselines)."
+    return format(value, spec) if isinstance(value, (int, float)) else ""
+
+def _record_line(r: dict) -> str:
+    "One row of `expo show`: arm, score, metric, exploration (entropy, top probability, distinct arms, spread)."
+    return (f"{r['iteration']:>4} {r['arm']:>5} {r.get('description', ''):>4} {r.get('instruction', ''):>4} "
+            f"{r['score']:>9.4f} {r['metric']:>12.6g} {_cell(r.get('entropy'), '8.3f'):>8} "
+            f"{_cell(r.get('top_probability'), '7.3f'):>7} {_cell(r.get('distinct_arms'), 'd'):>5} "
+            f"{_cell(r.get('prediction_spread_nats'), '7.2f'):>7} {r['prompt_tokens'] + r['completion_tokens']:>7}")
 
 def main() -> None:
     "Entry point of the `expo` console script."

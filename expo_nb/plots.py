@@ -5,7 +5,7 @@
 # %% ../nbs/31_plots.ipynb #4355a131
 from __future__ import annotations
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 from .core import ExpoError
@@ -15,8 +15,10 @@ from .runner import METRIC_LABELS, RunConfig, read_log
 __all__ = ['METHOD_ORDER', 'load_runs', 'plot_metric', 'plot_selection', 'top_prompts', 'plot_panels']
 
 # %% ../nbs/31_plots.ipynb #a3c01784
-def load_runs(dirs: Iterable[Path | str]) -> pd.DataFrame:
-    "One row per (run, iteration): run, task, method, seed plus every log field."
+def load_runs(dirs: Iterable[Path | str],
+              fields: Sequence[str] = (),   # more RunConfig fields to add as columns, e.g. ("score_scale",)
+              ) -> pd.DataFrame:
+    "One row per (run, iteration): run, task, method, seed, eta, any other config `fields`, then every log field."
     frames = []
     for run_dir in map(Path, dirs):
         try: config = RunConfig.from_json((run_dir / "config.json").read_text())
@@ -25,6 +27,10 @@ def load_runs(dirs: Iterable[Path | str]) -> pd.DataFrame:
         frame = pd.DataFrame.from_records(records)
         frame.insert(0, "run", str(run_dir)); frame.insert(1, "task", config.task)
         frame.insert(2, "method", config.method); frame.insert(3, "seed", config.seed); frame.insert(4, "eta", config.eta)
+        for position, name in enumerate(dict.fromkeys(f for f in fields if f not in frame.columns), start=5):
+            if not hasattr(config, name): raise ExpoError(f"{name!r} is not a RunConfig field; see `expo show` for the fields")
+            value = getattr(config, name)
+            frame.insert(position, name, value if isinstance(value, (int, float, str)) or value is None else str(value))
         frames.append(frame)
     if not frames: raise ExpoError("no run directories given")
     return pd.concat(frames, ignore_index=True)
@@ -56,7 +62,7 @@ def plot_metric(df: pd.DataFrame, metric: str = "metric", ax=None, title: str | 
 
 # %% ../nbs/31_plots.ipynb #4f003be8
 def plot_selection(run_dir: Path | str, axes=None):
-    "Arm used per iteration and selection entropy for one run directory; returns the two axes."
+    "Arm used per iteration, and exploration (entropy, distinct arms, prediction spread) of one run; two axes."
     import matplotlib.pyplot as plt, seaborn as sns
     df = load_runs([run_dir])
     axes = axes if axes is not None else plt.subplots(1, 2, figsize=(9, 3.2))[1]
@@ -65,8 +71,14 @@ def plot_selection(run_dir: Path | str, axes=None):
                     palette="viridis" if hue else None, ax=axes[0], s=25)
     axes[0].set_ylabel("task description index"); axes[0].set_title("prompt used (colour: instruction index)")
     if "entropy" in df.columns and df["entropy"].notna().any():
-        sns.lineplot(data=df, x="iteration", y="entropy", ax=axes[1])
-        axes[1].set_title("entropy of the selection distribution (nats)")
+        sns.lineplot(data=df, x="iteration", y="entropy", ax=axes[1], label="entropy (nats)")
+        axes[1].set_title("exploration")
+        if "distinct_arms" in df.columns and df["distinct_arms"].notna().any():   # logs of this version on
+            sns.lineplot(data=df, x="iteration", y="distinct_arms", ax=axes[1], label="distinct arms played")
+            spread = df.get("prediction_spread_nats")
+            if spread is not None and spread.notna().any():
+                sns.lineplot(x=df["iteration"], y=spread, ax=axes[1], label="prediction spread (nats)")
+        axes[1].set_ylabel("")
     return axes
 
 def top_prompts(run_dir: Path | str, top: int = 5) -> pd.DataFrame:

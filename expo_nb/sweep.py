@@ -15,13 +15,18 @@ __all__ = ['sweep_configs', 'run_quietly', 'sweep']
 
 # %% ../nbs/32_sweep.ipynb #b05a85b0
 def sweep_configs(preset: str, methods: Sequence[str], seeds: Sequence[int], out_root: Path | str,
-                  overrides: dict | None = None) -> list[tuple[RunConfig, Path]]:
-    "One validated (config, run directory) pair per (method, seed)."
+                  overrides: dict | None = None,       # config fields set for every run
+                  etas: Sequence[float] | None = None,  # an eta grid (Fig. 7): runs go to METHOD/eta-ETA/seed-N
+                  ) -> list[tuple[RunConfig, Path]]:
+    "One validated (config, run directory) pair per (method, [eta,] seed)."
     if not methods or not seeds: raise ExpoError("a sweep needs at least one method and one seed")
+    if etas is not None and not etas: raise ExpoError("the eta grid is empty; give at least one eta, e.g. 10,100,1000")
     try: base = replace(get_preset(preset), **(overrides or {}))
     except TypeError as error: raise ExpoError(f"bad override: {error}") from None
-    return [(replace(base, method=method, seed=int(seed)).validate(), Path(out_root) / method / f"seed-{seed}")
-            for method in methods for seed in seeds]
+    grid = [(None, Path())] if etas is None else [(float(eta), Path(f"eta-{float(eta):g}")) for eta in etas]
+    return [(replace(base, method=method, seed=int(seed), **({} if eta is None else {"eta": eta})).validate(),
+             Path(out_root) / method / sub / f"seed-{seed}")
+            for method in methods for eta, sub in grid for seed in seeds]
 
 # %% ../nbs/32_sweep.ipynb #b067f9e9
 def run_quietly(config: RunConfig, out_dir: Path) -> dict:
@@ -33,9 +38,10 @@ def run_quietly(config: RunConfig, out_dir: Path) -> dict:
 def sweep(preset: str, methods: Sequence[str], seeds: Sequence[int], out_root: Path | str,
           job: Callable[[RunConfig, Path], object] | None = None,  # runs one config in its directory
           backend: str = "joblib", n_jobs: int = 1,
-          overrides: dict | None = None) -> list[Path]:  # config fields set for every run
+          overrides: dict | None = None,  # config fields set for every run
+          etas: Sequence[float] | None = None) -> list[Path]:  # an eta grid, see sweep_configs
     "Run every (method, seed) of `preset` under `out_root`; return the run directories."
-    jobs = sweep_configs(preset, methods, seeds, out_root, overrides)
+    jobs = sweep_configs(preset, methods, seeds, out_root, overrides, etas)
     job = job or run_quietly
     if backend == "joblib":
         from joblib import Parallel, delayed
