@@ -29,7 +29,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'ray': ['ray==2.60.0']},
+    extras_require={'dev': dev_requirements, 'ray': ['ray==2.60.0'], 'docs': cfg.get('docs_requirements', '').split()},
     python_requires='>=' + cfg['min_python'],
     long_description=Path('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',

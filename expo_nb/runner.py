@@ -431,7 +431,9 @@ def build_task(config: RunConfig):
     "The task of `config`: its temperatures, score settings and seeds (`run_seeds`) unless task_settings set them."
     settings, seeds = dict(config.task_settings), run_seeds(config)
     settings.setdefault("samples", config.temperatures or sample_temperatures(config.samples))
-    if config.task == "bandit": settings.setdefault("seed", seeds["environment"])
+    if config.task == "bandit":
+        settings.setdefault("seed", seeds["environment"])
+        if config.seed_streams: settings.setdefault("agent_seed", seeds["agent"])
     else:
         settings.setdefault("init_seed", seeds["warm_start"])
         for name in _SCORE_FIELDS: settings.setdefault(name, getattr(config, name))

@@ -78,7 +78,8 @@ class BanditTask(Task):
                        "inside the tags <Answer></Answer>, as color:probability pairs separated by commas, e.g. <Answer>{example}</Answer>.")
 
     def __init__(self, instance: str = "hard",            # "hard" (K=5, gap 0.2) or "easy" (K=4, gap 0.5)
-                 seed: int = 0,                           # seeds the sampled buttons and their rewards
+                 seed: int = 0,                           # seeds the rewards (and the sampled buttons, see agent_seed)
+                 agent_seed: int | None = None,           # seeds the button drawn from the answer; None: `seed`'s generator
                  reasoning: bool = False,                 # step-by-step design (BSSCD) instead of BSSND
                  horizon: int = 100,                      # time steps stated in the prompt; step() stops after them
                  samples: Sequence[float] = (0.0,),       # temperatures of the LLM calls of one step (paper: one at 0)
@@ -92,7 +93,8 @@ class BanditTask(Task):
         self.colours, self.means = INSTANCES[instance]
         self.description0 = self.enhanced_description = TaskDescription(_description(self.colours, self.horizon))
         self.instruction0 = self.enhanced_instruction = MetaInstruction(_instruction(self.colours, self.reasoning))
-        self.rng = make_rng(self.seed)
+        self.rng = make_rng(self.seed)   # the environment: rewards
+        self.agent_rng = self.rng if agent_seed is None else make_rng(int(agent_seed))   # the draw from the answer
         self.counts, self.reward_sums = np.zeros(len(self.colours), np.int64), np.zeros(len(self.colours))
         self.expected_regret: list[float] = []
 
@@ -144,7 +146,7 @@ class BanditTask(Task):
         chosen = parsed[self.feedback_index]
         p = np.asarray(chosen.action if chosen.valid else np.full(len(self.colours), 1 / len(self.colours)), float)
         score = self.objective(p) if chosen.valid or self.invalid == "uniform" else 0.0
-        arm = int(self.rng.choice(len(self.colours), p=p / p.sum()))
+        arm = int(self.agent_rng.choice(len(self.colours), p=p / p.sum()))
         reward = float(self.rng.random() < self.means[arm])
         best = max(self.means)
         self.counts[arm] += 1; self.reward_sums[arm] += reward
@@ -160,7 +162,8 @@ class BanditTask(Task):
         "Everything needed to continue bit for bit: counts, rewards, regrets, plays and the generator state (JSON types)."
         return {"task": self.name, "instance": self.instance, "counts": self.counts.tolist(), "reward_sums": self.reward_sums.tolist(),
                 "metric_history": list(self.metric_history), "expected_regret": list(self.expected_regret),
-                "history": [[e.action, e.objective, e.score] for e in self.history], "rng": self.rng.bit_generator.state}
+                "history": [[e.action, e.objective, e.score] for e in self.history], "rng": self.rng.bit_generator.state,
+                "agent_rng": None if self.agent_rng is self.rng else self.agent_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict` (same instance)."
@@ -170,3 +173,7 @@ class BanditTask(Task):
         self.metric_history, self.expected_regret = [float(m) for m in state["metric_history"]], [float(r) for r in state["expected_regret"]]
         self.history = [Exemplar(a, float(o), float(s)) for a, o, s in state["history"]]
         self.rng = np.random.default_rng(); self.rng.bit_generator.state = state["rng"]
+        if state.get("agent_rng") is None: self.agent_rng = self.rng
+        else:
+            self.agent_rng = np.random.default_rng()
+            self.agent_rng.bit_generator.state = state["agent_rng"]

@@ -188,3 +188,20 @@ def test_runner_registry_builds_it():
     from expo_nb.runner import make_task
     task = make_task("bandit", instance="easy", seed=1)
     assert isinstance(task, BanditTask) and task.colours == EASY
+
+
+def test_environment_and_agent_draws_are_separate_streams():
+    "Same environment seed, different agent seeds: the rewards of a button stay the environment's, the draws differ."
+    from expo_nb.testing import ScriptedChat
+    from expo_nb.runner import RunConfig, build_task
+    uniform = "<Answer>blue:0.2,green:0.2,red:0.2,yellow:0.2,purple:0.2</Answer>"
+    plays = []
+    for seed in (0, 1, 2):
+        task = build_task(RunConfig(task="bandit", task_settings={"instance": "hard"}, samples=1, seed=seed, env_seed=0))
+        for step in range(12): task.step(ScriptedChat([uniform]), task.description0, task.instruction0, tag=f"s{step}")
+        plays.append([e.action for e in task.history])
+        state = task.state_dict()
+        again = build_task(RunConfig(task="bandit", task_settings={"instance": "hard"}, samples=1, seed=seed, env_seed=0))
+        again.load_state_dict(state)
+        assert again.agent_rng.bit_generator.state == task.agent_rng.bit_generator.state
+    assert len({tuple(p) for p in plays}) == 3    # three repetitions in one environment are three samples
