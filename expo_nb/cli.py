@@ -83,7 +83,7 @@ def fixed_prompt_from(run_dir: Path) -> dict:
 # %% ../nbs/33_cli.ipynb #4e9fb147
 @app.command()
 def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)"),
-        out: Optional[Path] = typer.Option(None, help="run directory (default runs/PRESET)"),
+        out: Optional[str] = typer.Option(None, help="run directory (default runs/PRESET)"),
         llm: Optional[str] = typer.Option(None, help="chat model: local:qwen1.5b, local:smollm135m, openai:MODEL, http://HOST:PORT/v1#MODEL"),
         embedder: Optional[str] = typer.Option(None, help="embedder: local:minilm, hashing:D, openai:MODEL, http://HOST:PORT/v1#MODEL"),
         method: Optional[str] = typer.Option(None, help=", ".join(METHODS)),
@@ -110,7 +110,8 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
                      samples=samples, eta=eta, domain=domain, cache=cache, input_projection=input_projection,
                      score_scale=_score_scale(score_scale), rephraser=rephraser, rephrase_style=rephrase_style,
                      env_seed=env_seed, temperatures=temperature_list, fixed_prompt=fixed)
-    out = out or Path("runs") / preset
+    if out is not None and not out.strip(): fail("--out is empty; give the run directory, e.g. --out runs/mine")
+    out = Path(out) if out is not None else Path("runs") / preset
     try: summary = run_config(config, out, progress=progress)
     except ExpoError as error: fail(str(error))
     except OSError as error: fail(f"cannot use run directory {out}: {error}")
@@ -159,6 +160,8 @@ def plot(run_dirs: list[Path], output: Path = typer.Option(Path("metric.png"), "
          by: str = typer.Option("method", help="config field whose values make the curves, e.g. method, eta, seed")) -> None:
     "Plot the metric of RUN_DIRS (mean ± s.e. over the runs of each curve) into one figure."
     from expo_nb.plots import load_runs, plot_metric
+    if output.is_dir(): fail(f"-o {output} is a directory; give a figure file such as {output / 'metric.png'}")
+    output = output if output.suffix else output.with_suffix(".png")   # what matplotlib would write
     try:
         ax = plot_metric(load_runs(run_dirs, fields=(by,)), metric, hue=by)
         ax.figure.savefig(output, dpi=120, bbox_inches="tight")
@@ -179,6 +182,7 @@ def domain(preset: str, out: Optional[Path] = typer.Option(None, help="where to 
     from expo_nb.core import PromptDomain
     config = _config(preset, llm=llm, embedder=embedder, rephraser=rephraser, rephrase_style=rephrase_style)
     out = out or Path("runs") / f"domain-{preset}"
+    if out.exists() and not out.is_dir(): fail(f"--out {out} is a file; give a directory for the domain")
     try:
         if (out / "domain.json").exists(): prompt_domain = PromptDomain.load(out)
         else:
@@ -198,9 +202,10 @@ def domain(preset: str, out: Optional[Path] = typer.Option(None, help="where to 
 @app.command()
 def show(run_dir: Path) -> None:
     "Print the configuration and, for a finished run, the summary of RUN_DIR."
-    from expo_nb.runner import read_log
-    try: config = RunConfig.from_json((run_dir / "config.json").read_text())
+    from expo_nb.runner import read_log, read_run_json
+    try: config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
     except OSError as error: fail(f"cannot read run directory {run_dir}: {error.strerror}")
+    except UnicodeDecodeError: fail(f"{run_dir / 'config.json'} is not UTF-8 text; restore it or delete the run directory")
     except ExpoError as error: fail(f"bad config.json in {run_dir}: {error}")
     typer.echo(f"{config.method} on {config.task} {json.dumps(config.task_settings)} seed {config.seed}, "
                f"llm {config.llm}, embedder {config.embedder}, eta {config.eta:g}")
@@ -212,8 +217,11 @@ def show(run_dir: Path) -> None:
                    f"{'p(top)':>7} {'arms':>5} {'spread':>7} {'tokens':>7}")
         for r in records[-10:]: typer.echo(_record_line(r))
     if (run_dir / "summary.json").exists():
-        summary = json.loads((run_dir / "summary.json").read_text())
-        typer.echo(f"finished: final metric {summary['final_metric']:.6g}, {summary['arms_used']} arms used")
+        try:
+            summary = read_run_json(run_dir / "summary.json", "run summary")
+            typer.echo(f"finished: final metric {summary['final_metric']:.6g}, {summary['arms_used']} arms used")
+        except ExpoError as error: fail(str(error))
+        except (KeyError, TypeError, ValueError): fail(f"{run_dir / 'summary.json'} is not a run summary; delete it and rerun")
         for row in summary.get("top_arms", []):
             typer.echo(f"  arm {row['arm']}: D: {row.get('description_text', '')[:100]!r} I: {row.get('instruction_text', '')[:100]!r}")
     else: typer.echo("not finished: rerun `expo run` with the same options to resume")

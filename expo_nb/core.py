@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #4a28a73c
 from __future__ import annotations
-import json, math
+import json, math, zipfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, Sequence, runtime_checkable
@@ -191,9 +191,15 @@ class PromptDomain:
         "Load a domain saved with `PromptDomain.save`."
         directory = Path(directory)
         if not (directory / "domain.json").exists(): raise ExpoError(f"no saved prompt domain in {directory} (domain.json missing)")
-        meta = json.loads((directory / "domain.json").read_text())
-        with np.load(directory / "embeddings.npz") as z:
-            return cls(meta["descriptions"], meta["instructions"], z["descriptions"], z["instructions"], meta.get("provenance", {}))
+        try:
+            meta = json.loads((directory / "domain.json").read_text(encoding="utf-8"))
+            with np.load(directory / "embeddings.npz") as z:
+                return cls(meta["descriptions"], meta["instructions"], z["descriptions"], z["instructions"],
+                           meta.get("provenance", {}))
+        except ExpoError as error: raise ExpoError(f"saved prompt domain in {directory} is inconsistent: {error}") from None
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile) as error:
+            raise ExpoError(f"saved prompt domain in {directory} is damaged ({type(error).__name__}: "
+                            f"{str(error)[:80]}); delete the directory to rebuild it") from None
 
 # %% ../nbs/00_core.ipynb #167f9643
 def description_only(domain: PromptDomain) -> PromptDomain:

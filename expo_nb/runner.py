@@ -4,7 +4,8 @@
 
 # %% ../nbs/30_runner.ipynb #df2b2f67
 from __future__ import annotations
-import importlib, json, math, os, time
+import fcntl, hashlib, importlib, json, math, os, sys, time
+from contextlib import contextmanager
 import numpy as np
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
@@ -15,8 +16,8 @@ from .tasks import DEFAULT_SCORE_SCALE, FALLBACKS, resolve_score_scale
 # %% auto #0
 __all__ = ['METHODS', 'TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'validate_config', 'RunConfig',
            'get_preset', 'run_seeds', 'request_tag', 'make_task', 'append_record', 'read_log', 'Proposal',
-           'MethodDriver', 'prediction_spread_nats', 'make_driver', 'run_loop', 'sample_temperatures', 'build_task',
-           'check_credentials', 'build_run_domain', 'run']
+           'MethodDriver', 'prediction_spread_nats', 'make_driver', 'run_lock', 'run_loop', 'sample_temperatures',
+           'build_task', 'check_credentials', 'build_run_domain', 'read_run_json', 'run']
 
 # %% ../nbs/30_runner.ipynb #1a9e0600
 METHODS = ("expo", "expo-es", "opro", "opro-enhanced", "neuralucb", "random",
@@ -224,15 +225,22 @@ def read_log(path: Path | str, repair: bool = True) -> list[dict]:
         complete = number < len(lines) - 1  # a line without its newline was cut mid-write
         try:
             if not line.strip(): pass
-            elif complete: records.append(json.loads(line))
+            elif complete: records.append((number, json.loads(line)))
             else: raise ValueError("no newline")
-        except ValueError:
+        except (ValueError, RecursionError):
             if not is_last: raise ExpoError(f"{path} line {number + 1} is not JSON and is not the last line; the log was edited") from None
             if repair:
                 with open(path, "r+b") as handle: handle.truncate(offset); handle.flush(); os.fsync(handle.fileno())
             break
         offset += len(line) + 1
-    return records
+    return [_check_record(path, number, record) for number, record in records]
+
+def _check_record(path: Path, number: int, record) -> dict:
+    "A log record is a JSON object with an integer `iteration`; anything else means the file was edited."
+    if not isinstance(record, dict) or isinstance(record.get("iteration"), bool) or not isinstance(record.get("iteration"), int):
+        raise ExpoError(f"{path} line {number + 1} is not an iteration record (a JSON object with an integer "
+                        "'iteration'); the log was edited: restore it, or move it away to recompute the run")
+    return record
 
 # %% ../nbs/30_runner.ipynb #25abfbf6
 @dataclass
@@ -324,9 +332,14 @@ def make_driver(config: RunConfig, domain, task, embedder=None) -> MethodDriver:
     return MethodDriver(expo, exemplar_selector)
 
 # %% ../nbs/30_runner.ipynb #22473463
-def _checkpoint(out_dir: Path, done: int, driver, task) -> None:
-    "Atomically save the iteration count and the driver and task states."
-    state = {"iterations_done": done, "driver": driver.state_dict(), "task": task.state_dict()}
+def _record_bytes(records: list[dict]) -> bytes:
+    "The log lines of `records`, byte for byte as `append_record` writes them."
+    return b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
+
+def _checkpoint(out_dir: Path, records: list[dict], driver, task) -> None:
+    "Atomically save the iteration count, a digest of the log it follows, and the driver and task states."
+    state = {"iterations_done": len(records), "log_sha256": hashlib.sha256(_record_bytes(records)).hexdigest(),
+             "driver": driver.state_dict(), "task": task.state_dict()}
     atomic_write_bytes(out_dir / "checkpoint.json", json.dumps(state, default=_jsonable).encode())
 
 def _jsonable(value):
@@ -339,18 +352,71 @@ def _arm_indices(domain, arm: int) -> tuple[int, int]:
     a = domain.arm(arm)
     return int(a.description), int(a.instruction)
 
-# %% ../nbs/30_runner.ipynb #b922e3d4
-def _resume(out_dir: Path, driver, task) -> tuple[list[dict], int]:
-    "Restore the last checkpoint; drop (and recompute later) records logged after it. Returns (records, done)."
-    log, records, done = out_dir / "log.jsonl", read_log(out_dir / "log.jsonl"), 0
-    if (out_dir / "checkpoint.json").exists():
-        state = json.loads((out_dir / "checkpoint.json").read_text())
-        done = state["iterations_done"]; driver.load_state_dict(state["driver"]); task.load_state_dict(state["task"])
-    if len(records) != done:
-        records = records[:done]
-        atomic_write_bytes(log, b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records))
-    return records, done
+# %% ../nbs/30_runner.ipynb #99cd9b66
+_HELD_LOCKS: set[Path] = set()
 
+@contextmanager
+def run_lock(out_dir: Path | str):
+    "Hold `out_dir/run.lock` for the block (released by the OS if the process dies); ExpoError if another run has it."
+    out_dir = Path(out_dir)
+    key = out_dir.resolve()
+    if key in _HELD_LOCKS:   # re-entrant within one process (run -> run_loop)
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(out_dir / "run.lock", "a+")
+    try: fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ExpoError(f"run directory {out_dir} is in use by another run (process {holder}); "
+                        "wait for it to finish, or use another --out") from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _HELD_LOCKS.add(key)
+    try: yield
+    finally:
+        _HELD_LOCKS.discard(key)
+        handle.close()
+
+# %% ../nbs/30_runner.ipynb #6633d3ab
+def _consistent_checkpoint(out_dir: Path, records: list[dict]) -> tuple[dict | None, str]:
+    "The checkpoint state if it agrees with the log (count and digest), else None and why not."
+    path = out_dir / "checkpoint.json"
+    if not path.exists(): return None, ""
+    try: state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError): return None, "checkpoint.json is damaged"
+    done = state.get("iterations_done") if isinstance(state, dict) else None
+    if isinstance(done, bool) or not isinstance(done, int) or not 0 <= done <= len(records):
+        return None, f"checkpoint.json says {done!r} iterations, log.jsonl holds {len(records)}"
+    if any(r.get("iteration") != i for i, r in enumerate(records[:done])):
+        return None, "log.jsonl lost or reordered iterations"
+    digest = state.get("log_sha256")   # absent in checkpoints of earlier versions: count only
+    if digest is not None and digest != hashlib.sha256(_record_bytes(records[:done])).hexdigest():
+        return None, "log.jsonl differs from the log checkpoint.json was written after"
+    return state, ""
+
+def _resume(out_dir: Path, driver, task) -> tuple[list[dict], int]:
+    "Continue after the checkpoint when it agrees with the log; else recompute from iteration 0 (the log is kept)."
+    log = out_dir / "log.jsonl"
+    records = read_log(log)
+    state, problem = _consistent_checkpoint(out_dir, records)
+    if problem:
+        kept = out_dir / f"log.inconsistent-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
+        if log.exists(): os.replace(log, kept)
+        print(f"resume: {problem}; recomputing from iteration 0 (replies come from the cache; old log kept as "
+              f"{kept.name})", file=sys.stderr)
+        return [], 0
+    done = 0 if state is None else state["iterations_done"]
+    if state is not None and done:
+        driver.load_state_dict(state["driver"])
+        task.load_state_dict(state["task"])
+    if len(records) != done: atomic_write_bytes(log, _record_bytes(records[:done]))   # the crash window
+    return records[:done], done
+
+# %% ../nbs/30_runner.ipynb #b922e3d4
 def _iteration_record(iteration: int, proposal, outcome, domain, driver, wall_s: float, distinct_arms: int) -> dict:
     "The log line of one iteration: the arm, the task's outcome, the selection summary, tokens and time."
     d_index, i_index = _arm_indices(domain, proposal.arm)
@@ -363,8 +429,10 @@ def _iteration_record(iteration: int, proposal, outcome, domain, driver, wall_s:
             "cached_calls": outcome.cached_calls, "wall_s": round(wall_s, 4)}
 
 def run_loop(config: RunConfig, out_dir: Path | str, task, domain, chat, selector, progress: bool = False) -> list[dict]:
-    "Run or resume the propose/step/observe loop in `out_dir`; return all iteration records."
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    "Run or resume the propose/step/observe loop in `out_dir` (holding its lock); return all iteration records."
+    with run_lock(out_dir): return _loop(config, Path(out_dir), task, domain, chat, selector, progress)
+
+def _loop(config: RunConfig, out_dir: Path, task, domain, chat, selector, progress: bool) -> list[dict]:
     driver = selector if isinstance(selector, MethodDriver) else MethodDriver(selector)
     if (out_dir / "summary.json").exists(): return read_log(out_dir / "log.jsonl")
     if not (out_dir / "config.json").exists(): atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
@@ -383,7 +451,9 @@ def run_loop(config: RunConfig, out_dir: Path | str, task, domain, chat, selecto
             played.add(proposal.arm)
             record = _iteration_record(iteration, proposal, outcome, domain, driver, time.perf_counter() - start,
                                        len(played))
-            append_record(out_dir / "log.jsonl", record); _checkpoint(out_dir, iteration + 1, driver, task); records.append(record)
+            append_record(out_dir / "log.jsonl", record)
+            records.append(record)
+            _checkpoint(out_dir, records, driver, task)
             tokens += outcome.prompt_tokens + outcome.completion_tokens; cached += outcome.cached_calls
             bar.set_postfix(metric=f"{outcome.metric:.4g}", arm=f"D{record['description']}/I{record['instruction']}",
                             tokens=tokens, cached=cached, refresh=False)
@@ -468,21 +538,46 @@ def build_run_domain(config: RunConfig, task, chat, embedder, progress: bool = T
     return description_only(domain) if method == "expo-d-only" else instruction_only(domain) if method == "expo-i-only" else domain
 
 # %% ../nbs/30_runner.ipynb #27f407af
+def read_run_json(path: Path, what: str):
+    "JSON from a run-directory file, or a one-line ExpoError naming the file."
+    try: return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
+        raise ExpoError(f"{path} ({what}) cannot be read: {type(error).__name__}; restore it or delete the run directory") from None
+
+def _stored_config(out_dir: Path) -> RunConfig | None:
+    "The config a run directory holds, or None before its first real start."
+    path = out_dir / "config.json"
+    if not path.exists(): return None
+    try: return RunConfig.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error: raise ExpoError(f"{path} cannot be read: {error}") from None
+    except ExpoError as error: raise ExpoError(f"{path}: {error}") from None
+
 def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progress: bool = True) -> dict:
     "Run (or resume, or just read back) `config` in `out_dir`; return the summary."
     config, out_dir = config.validate(), Path(out_dir)
-    if (out_dir / "config.json").exists():
-        stored = RunConfig.from_json((out_dir / "config.json").read_text())
-        if stored != config: raise ExpoError(f"{out_dir} holds a run of a different config; pick another directory or delete it")
-    if (out_dir / "summary.json").exists(): return json.loads((out_dir / "summary.json").read_text())
+    if not str(out_dir).strip() or out_dir.exists() and not out_dir.is_dir():
+        raise ExpoError(f"run directory {str(out_dir)!r} is not a directory name; give --out a directory")
+    stored = _stored_config(out_dir)
+    if stored is not None and stored != config:
+        raise ExpoError(f"{out_dir} holds a run of a different config; pick another directory or delete it")
+    if (out_dir / "summary.json").exists(): return read_run_json(out_dir / "summary.json", "run summary")
     if chat is None:
         for spec in (config.llm, config.rephraser or config.llm): check_credentials(spec)
     if embedder is None: check_credentials(config.embedder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
-    cache = config.cache or out_dir / "cache.sqlite"
+    created = not out_dir.exists()
+    try:
+        with run_lock(out_dir): _start_and_run(config, out_dir, chat, embedder, progress)
+    except BaseException:
+        if created and not (out_dir / "config.json").exists(): _remove_failed_start(out_dir)
+        raise
+    return read_run_json(out_dir / "summary.json", "run summary")
+
+# %% ../nbs/30_runner.ipynb #ece21718
+def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool) -> None:
+    "Build models, task and domain; commit config.json once they exist; then run the loop."
     from expo_nb.local import make_chat, make_embedder
     from expo_nb.core import PromptDomain
+    cache = config.cache or out_dir / "cache.sqlite"
     chat = chat if chat is not None else make_chat(config.llm, cache)
     embedder = embedder if embedder is not None else make_embedder(config.embedder, cache)
     task = build_task(config)
@@ -491,5 +586,10 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
         rephraser = make_chat(config.rephraser, cache) if config.rephraser and config.rephraser != config.llm else chat
         domain = build_run_domain(config, task, rephraser, embedder, progress)
         domain.save(out_dir / "domain")
+    if not (out_dir / "config.json").exists(): atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
     run_loop(config, out_dir, task, domain, chat, make_driver(config, domain, task, embedder), progress)
-    return json.loads((out_dir / "summary.json").read_text())
+
+def _remove_failed_start(out_dir: Path) -> None:
+    "After a failed first start: drop the lock file, and the directory if nothing else is in it (a cache stays)."
+    (out_dir / "run.lock").unlink(missing_ok=True)
+    if out_dir.is_dir() and not any(out_dir.iterdir()): out_dir.rmdir()
