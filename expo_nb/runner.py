@@ -17,7 +17,7 @@ from .tasks import DEFAULT_SCORE_SCALE, FALLBACKS, resolve_score_scale
 __all__ = ['METHODS', 'TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'validate_config', 'RunConfig',
            'get_preset', 'run_seeds', 'request_tag', 'make_task', 'append_record', 'read_log', 'Proposal',
            'MethodDriver', 'prediction_spread_nats', 'make_driver', 'run_lock', 'run_loop', 'sample_temperatures',
-           'build_task', 'check_credentials', 'build_run_domain', 'read_run_json', 'run']
+           'build_task', 'check_credentials', 'saved_domain', 'build_run_domain', 'read_run_json', 'run']
 
 # %% ../nbs/30_runner.ipynb #1a9e0600
 METHODS = ("expo", "expo-es", "opro", "opro-enhanced", "neuralucb", "random",
@@ -516,6 +516,18 @@ def check_credentials(spec: str) -> None:
                         "default (local:qwen1.5b / local:minilm)")
 
 # %% ../nbs/30_runner.ipynb #815898e5
+def saved_domain(path: str, embedder):
+    "The domain saved at `path` (a domain.json beside its embeddings.npz) if it is one, embedded by `embedder`; else None."
+    from expo_nb.core import PromptDomain
+    path = Path(path)
+    if path.name != "domain.json" or not (path.parent / "embeddings.npz").exists(): return None
+    domain = PromptDomain.load(path.parent)
+    made_by = domain.provenance.get("embedder")
+    if made_by is not None and made_by != embedder.identity:
+        raise ExpoError(f"the saved domain {path} was embedded by {made_by}, this run uses {embedder.identity}; "
+                        "use the same --embedder, or give a variants file to embed the texts again")
+    return domain
+
 def build_run_domain(config: RunConfig, task, chat, embedder, progress: bool = True):
     "The prompt domain of `config` for `task`: one arm for the OPRO baselines, else rephrasings (by `chat`) or a file."
     from expo_nb.domain import build_domain, domain_from_texts, load_variants
@@ -524,7 +536,7 @@ def build_run_domain(config: RunConfig, task, chat, embedder, progress: bool = T
     if config.fixed_prompt is not None:
         prompt = config.fixed_prompt
         return domain_from_texts([prompt["description"]], [prompt["instruction"]], embedder,
-                                 {"source": "fixed-prompt", "from": prompt.get("source")})
+                                 {"source": "fixed-prompt", "from": prompt.get("source"), "embedder": embedder.identity})
     if method in ("opro", "opro-enhanced"):
         description, instruction = task.enhanced_prompt() if method == "opro-enhanced" else (task.description0, task.instruction0)
         return domain_from_texts([description.text], [instruction.text], embedder, {"source": method})
@@ -533,8 +545,11 @@ def build_run_domain(config: RunConfig, task, chat, embedder, progress: bool = T
         k_instructions = 0 if method == "expo-d-only" else config.k_instructions
         return build_domain(chat, embedder, task.description0, task.instruction0, k_descriptions, k_instructions,
                             config.temperature, progress=progress, style=config.rephrase_style)
-    descriptions, instructions = load_variants(config.domain)
-    domain = domain_from_texts(descriptions, instructions, embedder, {"source": "variants", "path": str(config.domain)})
+    domain = saved_domain(config.domain, embedder)
+    if domain is None:
+        descriptions, instructions = load_variants(config.domain)
+        domain = domain_from_texts(descriptions, instructions, embedder, {"source": "variants", "path": str(config.domain),
+                                                                                 "embedder": embedder.identity})
     return description_only(domain) if method == "expo-d-only" else instruction_only(domain) if method == "expo-i-only" else domain
 
 # %% ../nbs/30_runner.ipynb #27f407af

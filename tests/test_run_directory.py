@@ -123,3 +123,19 @@ def test_plot_and_domain_outputs_are_checked(tmp_path, command):
     assert code == 2 and "is a file" in text and (tmp_path / "file").read_text() == "x"
     code, text = invoke("sweep", "linreg-quick", "--jobs", "0")
     assert code == 2 and "--jobs must be >= 1" in text
+
+
+def test_a_saved_domain_is_shared_as_it_is(tmp_path, command):
+    first = tmp_path / "first"
+    assert invoke(*command(first, iterations=1))[0] == 0
+    shared = first / "domain" / "domain.json"
+    args = command(tmp_path / "second", iterations=1)
+    args[args.index("--domain") + 1] = shared
+    code, text = invoke(*args)
+    assert code == 0, text
+    a, b = (json.loads((d / "domain" / "domain.json").read_text()) for d in (first, tmp_path / "second"))
+    assert a["descriptions"] == b["descriptions"] and a["provenance"] == b["provenance"]
+    args = command(tmp_path / "third", iterations=1)
+    args[args.index("--domain") + 1], args[args.index("hashing:32")] = shared, "hashing:16"
+    code, text = invoke(*args)
+    assert code == 2 and "was embedded by hashing:32, this run uses hashing:16" in text
