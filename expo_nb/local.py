@@ -4,8 +4,9 @@
 
 # %% ../nbs/05_local.ipynb #40b4b625
 from __future__ import annotations
-import hashlib, os, re, tempfile
-from dataclasses import dataclass
+import ctypes, hashlib, json, os, re, tempfile, time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +15,9 @@ from .embed import HashingEmbedder, SentenceTransformerEmbedder, CachedEmbedder
 
 # %% auto #0
 __all__ = ['LOCAL_MODELS', 'CHAT_SPECS', 'EMBEDDER_SPECS', 'PackagedModel', 'part_paths', 'file_sha256', 'assemble_weights',
-           'model_cache_dir', 'local_model_path', 'request_seed', 'LocalChat', 'make_chat', 'make_embedder']
+           'model_cache_dir', 'local_model_path', 'request_seed', 'chat_prompt', 'make_sampler', 'common_prefix',
+           'Sample', 'advance', 'PrefixCache', 'SeqContext', 'BatchEngine', 'group_by_messages', 'answer_limit',
+           'plan_rounds', 'LocalChat', 'make_chat', 'make_embedder']
 
 # %% ../nbs/05_local.ipynb #cf9ba425
 @dataclass(frozen=True)
@@ -99,49 +102,284 @@ def request_seed(seed: int, request: ChatRequest) -> int:
     text = f"{int(seed)}|{request.tag}|{int(request.sample_index)}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
+# %% ../nbs/05_local.ipynb #7c8365a6
+class _Captured(Exception):
+    "Raised by _PromptProbe to stop a chat handler once it has built the prompt."
+    def __init__(self, tokens, stop): self.tokens, self.stop = tokens, stop
+
+class _PromptProbe:
+    "Stands in for a Llama: the chat handler formats and tokenizes with the real one, then hands the prompt over."
+    def __init__(self, llama): self._llama = llama
+    def __getattr__(self, name): return getattr(self._llama, name)
+    def create_completion(self, prompt, stop=None, **kwargs):
+        raise _Captured(list(prompt), [stop] if isinstance(stop, str) else list(stop or []))
+
+def chat_prompt(llama, messages: Sequence[dict]) -> tuple[list[int], list[str]]:
+    "Prompt tokens and the template's stop strings, exactly as `llama.create_chat_completion` builds them."
+    from llama_cpp import llama_chat_format
+    handler = (llama.chat_handler or llama._chat_handlers.get(llama.chat_format)
+               or llama_chat_format.get_chat_completion_handler(llama.chat_format))
+    try: handler(llama=_PromptProbe(llama), messages=[dict(m) for m in messages], stop=[])
+    except _Captured as captured: return captured.tokens, captured.stop
+    raise ExpoError(f"the chat handler {llama.chat_format!r} returned without building a prompt")
+
+# %% ../nbs/05_local.ipynb #addf771f
+def make_sampler(temperature: float, seed: int, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05):
+    "A llama.cpp sampler chain as `create_chat_completion` builds it: greedy at T=0, else truncation, temperature, draw."
+    import llama_cpp as lc
+    chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+    if temperature == 0: parts = [lc.llama_sampler_init_greedy()]
+    else: parts = [lc.llama_sampler_init_top_k(top_k), lc.llama_sampler_init_typical(1.0, 1), lc.llama_sampler_init_top_p(top_p, 1),
+                   lc.llama_sampler_init_min_p(min_p, 1), lc.llama_sampler_init_temp(temperature), lc.llama_sampler_init_dist(seed)]
+    for part in parts: lc.llama_sampler_chain_add(chain, part)           # the chain owns and frees its parts
+    return chain
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    "Length of the longest common prefix of two token lists."
+    n = 0
+    for x, y in zip(a, b):
+        if x != y: break
+        n += 1
+    return n
+
+# %% ../nbs/05_local.ipynb #d5d0c854
+@dataclass
+class Sample:
+    "One sequence being decoded: where its answer goes, its limits and sampler, and the tokens so far."
+    index: int                      # position in the caller's request list
+    seq: int                        # llama.cpp sequence id
+    max_tokens: int
+    stop: list[bytes]
+    sampler: object = None
+    tokens: list[int] = field(default_factory=list)
+    text: bytes | None = None       # set when finished
+    multibyte: int = 0              # tokens still to wait for an incomplete UTF-8 character
+
+def advance(sample: Sample, token: int, is_eog, detokenize) -> bool:
+    "Add one sampled token to `sample`; True when it has finished (end of generation, stop string or max_tokens)."
+    if is_eog(token): sample.text = detokenize(sample.tokens); return True
+    sample.tokens.append(token)
+    text = detokenize(sample.tokens)
+    for k, char in enumerate(text[-3:]):
+        k = 3 - k
+        for num, pattern in ((2, 192), (3, 224), (4, 240)):
+            if num > k and pattern & char == pattern: sample.multibyte = num - k
+    if sample.multibyte > 0 and len(sample.tokens) < sample.max_tokens + 3: sample.multibyte -= 1; return False
+    hits = [s for s in sample.stop if s in text]
+    if hits: sample.text = text[:text.index(hits[0])]; return True
+    if len(sample.tokens) >= sample.max_tokens: sample.text = text; return True
+    return False
+
+# %% ../nbs/05_local.ipynb #7c84324b
+class PrefixCache:
+    "Host copies of the KV states of the last few distinct prompts, found by longest common token prefix."
+    def __init__(self, capacity: int = 4): self.capacity, self.states = int(capacity), OrderedDict()
+    def __len__(self): return len(self.states)
+    def __contains__(self, tokens): return tuple(tokens) in self.states
+    @property
+    def nbytes(self) -> int: return sum(len(data) for data in self.states.values())
+
+    def best(self, tokens: Sequence[int]) -> tuple[tuple | None, int]:
+        "The cached prompt sharing the longest prefix with `tokens`, and the length of that prefix."
+        key, length = None, 0
+        for cached in self.states:
+            n = common_prefix(cached, tokens)
+            if n > length: key, length = cached, n
+        return key, length
+
+    def put(self, tokens: Sequence[int], data) -> None:
+        if self.capacity < 1: return
+        self.states[tuple(tokens)] = data; self.states.move_to_end(tuple(tokens))
+        while len(self.states) > self.capacity: self.states.popitem(last=False)
+
+    def get(self, key: tuple):
+        self.states.move_to_end(key); return self.states[key]
+
+# %% ../nbs/05_local.ipynb #899778c4
+class SeqContext:
+    "A llama.cpp context on a loaded model with several sequences over one unified KV cache."
+    def __init__(self, llama, kv_tokens: int, n_seq: int, n_batch: int = 512):
+        import llama_cpp as lc
+        params = lc.llama_context_params.from_buffer_copy(llama.context_params)      # threads etc. as loaded
+        params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = kv_tokens, n_batch, n_batch, n_seq
+        params.kv_unified, params.flash_attn_type = True, lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        self.lc, self.llama, self.ctx = lc, llama, lc.llama_init_from_model(llama._model.model, params)
+        if not self.ctx: raise ExpoError(f"llama.cpp could not create a context of {kv_tokens} tokens; lower n_ctx or max_batch")
+        self.mem, self.kv_tokens, self.n_batch = lc.llama_get_memory(self.ctx), lc.llama_n_ctx(self.ctx), n_batch
+        self.batch = lc.llama_batch_init(max(n_batch, n_seq), 0, 1)
+
+    def close(self):
+        if getattr(self, "ctx", None): self.lc.llama_batch_free(self.batch); self.lc.llama_free(self.ctx); self.ctx = None
+    def __del__(self): self.close()
+
+    def fill(self, rows: Sequence[tuple]):
+        "Write (token, position, sequence, wants_logits) rows into the llama_batch."
+        self.batch.n_tokens = len(rows)
+        for i, (token, pos, seq, logits) in enumerate(rows):
+            self.batch.token[i], self.batch.pos[i], self.batch.n_seq_id[i], self.batch.logits[i] = token, pos, 1, logits
+            self.batch.seq_id[i][0] = seq
+
+    def decode(self):
+        code = self.lc.llama_decode(self.ctx, self.batch)
+        if code != 0: raise ExpoError(f"llama_decode failed with code {code} on {self.batch.n_tokens} tokens "
+                                      f"(KV cache of {self.kv_tokens} tokens); lower max_batch or max_tokens")
+
+    def evaluate(self, tokens: Sequence[int], start: int, seq: int = 0):
+        "Decode `tokens` into `seq` from position `start`, n_batch at a time, with logits for the last one only."
+        for i in range(0, len(tokens), self.n_batch):
+            chunk = tokens[i:i + self.n_batch]
+            self.fill([(t, start + i + j, seq, i + j == len(tokens) - 1) for j, t in enumerate(chunk)]); self.decode()
+
+    def save(self, seq: int = 0):
+        "A host copy of one sequence's KV state."
+        size = self.lc.llama_state_seq_get_size(self.ctx, seq)
+        data = (ctypes.c_uint8 * size)()
+        if self.lc.llama_state_seq_get_data(self.ctx, data, size, seq) != size: raise ExpoError(f"could not save a KV state of {size} bytes")
+        return data
+
+    def restore(self, data, seq: int = 0):
+        "Replace one sequence's KV cells by a saved state."
+        self.lc.llama_memory_seq_rm(self.mem, seq, -1, -1)
+        if self.lc.llama_state_seq_set_data(self.ctx, data, len(data), seq) == 0:
+            raise ExpoError(f"could not restore a KV state of {len(data)} bytes into a cache of {self.kv_tokens} tokens")
+
+# %% ../nbs/05_local.ipynb #f1abaf10
+class BatchEngine(SeqContext):
+    "Sequence 0 holds the prompt (kept between calls, plus a PrefixCache); sequences 1..n decode samples of it together."
+    def __init__(self, llama, kv_tokens: int, n_parallel: int, n_batch: int = 512, prefix_cache: int = 4, stats: dict | None = None):
+        super().__init__(llama, kv_tokens, n_parallel + 1, n_batch)
+        self.n_parallel, self.live, self.cache = n_parallel, [], PrefixCache(prefix_cache)   # live: tokens of sequence 0
+        self.stats = stats if stats is not None else dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0, prefix_cache_hits=0, decode_steps=0)
+
+    def prepare(self, prompt: list[int], reuse: bool = True) -> int:
+        "Make sequence 0 hold `prompt`, evaluating only what is neither live nor cached; returns the tokens reused."
+        if not reuse: self.lc.llama_memory_clear(self.mem, True); self.live = []
+        keep = common_prefix(self.live, prompt)
+        key, cached = self.cache.best(prompt) if reuse else (None, 0)
+        if reuse and keep < len(self.live) and self.live not in self.cache: self.cache.put(self.live, self.save(0))
+        if cached > keep: self.live = []; self.restore(self.cache.get(key), 0); keep = cached; self.stats["prefix_cache_hits"] += 1
+        keep = min(keep, len(prompt) - 1)                  # the last token's logits start every sample
+        self.lc.llama_memory_seq_rm(self.mem, 0, keep, -1); self.live = prompt[:keep]
+        self.evaluate(prompt[keep:], keep, 0); self.live = list(prompt)
+        self.stats["prompt_tokens_evaluated"] += len(prompt) - keep; self.stats["prompt_tokens_reused"] += keep
+        return keep
+
+    def _step(self, sample: Sample, row: int, prompt: list[int]) -> bool:
+        "Draw `sample`'s next token from the logits of batch row `row` (-1: the last); True when it has finished."
+        token = self.lc.llama_sampler_sample(sample.sampler, self.ctx, row)
+        is_eog = lambda t: self.lc.llama_vocab_is_eog(self.llama._model.vocab, t)
+        return advance(sample, token, is_eog, lambda tokens: self.llama.detokenize(tokens, prev_tokens=prompt))
+
+    def generate(self, prompt: list[int], samples: list[Sample]) -> None:
+        "Decode all samples of the prepared prompt together, one llama_batch row per unfinished sample and step."
+        try:
+            for sample in samples: self.lc.llama_memory_seq_cp(self.mem, 0, sample.seq, -1, -1)
+            active = [s for s in samples if not self._step(s, -1, prompt)]
+            while active:
+                self.fill([(s.tokens[-1], len(prompt) + len(s.tokens) - 1, s.seq, True) for s in active])
+                self.decode(); self.stats["decode_steps"] += 1
+                active = [s for row, s in enumerate(active) if not self._step(s, row, prompt)]
+        finally:
+            for sample in samples: self.lc.llama_memory_seq_rm(self.mem, sample.seq, -1, -1)
+
+# %% ../nbs/05_local.ipynb #f2c35dec
+def group_by_messages(requests: Sequence[ChatRequest]) -> list[list[int]]:
+    "Indices of the requests that share identical messages, groups in order of first appearance."
+    groups = {}
+    for i, request in enumerate(requests): groups.setdefault(json.dumps(request.messages, sort_keys=True), []).append(i)
+    return list(groups.values())
+
+def answer_limit(max_tokens: int, prompt_tokens: int, n_ctx: int) -> int:
+    "Tokens a reply may have: `max_tokens`, cut so that prompt + reply fit the context (as llama-cpp-python does)."
+    if prompt_tokens >= n_ctx:
+        raise ExpoError(f"the prompt has {prompt_tokens} tokens but the context holds {n_ctx}; shorten the prompt or raise n_ctx")
+    return max_tokens if max_tokens + prompt_tokens < n_ctx else n_ctx - prompt_tokens
+
+def plan_rounds(needs: Sequence[int], budget: int, n_parallel: int) -> list[list[int]]:
+    "Split samples into rounds decoded together: at most `n_parallel` each, their KV cells (`needs`) within `budget`."
+    rounds, current, used = [], [], 0
+    for i, need in enumerate(needs):
+        if current and (len(current) == n_parallel or used + need > budget): rounds.append(current); current, used = [], 0
+        current.append(i); used += need
+    return rounds + [current] if current else rounds
+
 # %% ../nbs/05_local.ipynb #43eb9edf
 class LocalChat:
     "In-process llama.cpp chat model on packaged GGUF weights (`qwen1.5b` or `smollm135m`)."
     def __init__(self, model: str = "qwen1.5b",  # key of LOCAL_MODELS
-                 n_ctx: int = 4096,  # context window in tokens (prompt + answer)
+                 n_ctx: int = 4096,  # context window of one reply in tokens (prompt + answer)
                  n_threads: int | None = None,  # CPU threads; None = os.cpu_count()
                  cache_dir: str | Path | None = None,  # where assembled weights go (default ~/.cache/expo_nb/models)
                  seed: int = 0,  # base of the per-request sampler seeds
-                 reuse_prefix: bool = True):  # keep the KV cache of the shared prompt between requests
+                 reuse_prefix: bool = True,  # keep evaluated prompts (KV states) between requests
+                 batched: bool = True,  # decode the samples of one prompt together (False: the earlier one-by-one path)
+                 max_batch: int = 8,  # sequences decoded together
+                 prefix_cache: int = 4):  # prompt states kept besides the live one
         if model not in LOCAL_MODELS: raise ExpoError(f"unknown local model {model!r}; choose one of {sorted(LOCAL_MODELS)}")
         if n_ctx < 256: raise ExpoError(f"n_ctx must be >= 256 tokens, got {n_ctx}")
         if n_threads is not None and n_threads < 1: raise ExpoError(f"n_threads must be >= 1 or None, got {n_threads}")
+        if not 1 <= max_batch <= 64: raise ExpoError(f"max_batch must be in [1, 64], got {max_batch}")
+        if prefix_cache < 0: raise ExpoError(f"prefix_cache must be >= 0, got {prefix_cache}")
         self.model, self.n_ctx, self.seed, self.reuse_prefix = model, int(n_ctx), int(seed), reuse_prefix
-        self.n_threads, self.cache_dir, self._llama = n_threads or os.cpu_count() or 1, cache_dir, None
-        self.load_s = None                             # seconds spent assembling/verifying + loading, once loaded
+        self.n_threads, self.cache_dir, self._llama, self._engine = n_threads or os.cpu_count() or 1, cache_dir, None, None
+        self.batched, self.max_batch, self.prefix_cache, self.load_s = batched, int(max_batch), int(prefix_cache), None
+        self.stats = dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0, prefix_cache_hits=0, decode_steps=0, samples=0)
 
     @property
     def identity(self) -> str: return f"llama.cpp:{self.model}@{LOCAL_MODELS[self.model].sha256[:12]}"
-    def __repr__(self): return f"LocalChat(model={self.model!r}, n_ctx={self.n_ctx}, n_threads={self.n_threads}, loaded={self._llama is not None})"
+    def __repr__(self): return (f"LocalChat(model={self.model!r}, n_ctx={self.n_ctx}, n_threads={self.n_threads}, "
+                                f"batched={self.batched}, loaded={self._llama is not None})")
 
     def load(self):
         "Assemble/verify the weights and load them (done automatically by the first complete())."
         if self._llama is None:
-            import time
             from llama_cpp import Llama
             start = time.perf_counter()
             path = local_model_path(self.model, self.cache_dir)
-            self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+            self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx if not self.batched else 256, n_threads=self.n_threads,
                                 n_threads_batch=self.n_threads, seed=self.seed, verbose=False)
+            if self.batched: self._engine = BatchEngine(self._llama, self.n_ctx + 512 * self.max_batch, self.max_batch,
+                                                        512, self.prefix_cache, self.stats)
             self.load_s = time.perf_counter() - start
         return self._llama
 
     def complete(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        "Completions in request order; requests sharing a prompt reuse its evaluation."
-        llama = self.load()
-        return [self._complete_one(llama, request) for request in requests]
+        "Completions in request order; requests sharing their messages are evaluated once and decoded together."
+        llama, out = self.load(), [None] * len(requests)
+        for group in group_by_messages(requests):
+            if self.batched: replies = self._complete_group(llama, [requests[i] for i in group])
+            else: replies = [self._complete_one(llama, requests[i]) for i in group]
+            for i, reply in zip(group, replies): out[i] = reply
+        return out
+
+    def _complete_group(self, llama, group: list[ChatRequest]) -> list[Completion]:
+        "One prompt, many samples: evaluate the prompt once, decode the samples together in rounds that fit."
+        prompt, template_stop = chat_prompt(llama, group[0].messages)
+        limits = [answer_limit(r.max_tokens, len(prompt), self.n_ctx) for r in group]
+        out, engine = [None] * len(group), self._engine
+        for rnd in plan_rounds([m + 4 for m in limits], engine.kv_tokens - len(prompt), engine.n_parallel):
+            engine.prepare(prompt, self.reuse_prefix)
+            samples = [Sample(i, seq + 1, limits[i], [s.encode() for s in list(group[i].stop) + template_stop],
+                              make_sampler(group[i].temperature, request_seed(self.seed, group[i]))) for seq, i in enumerate(rnd)]
+            try: engine.generate(prompt, samples)
+            finally:
+                for sample in samples: engine.lc.llama_sampler_free(sample.sampler)
+            for s in samples: out[s.index] = Completion(s.text.decode("utf-8", errors="ignore"), len(prompt), len(s.tokens))
+            self.stats["samples"] += len(samples)
+        return out
 
     def _complete_one(self, llama, request: ChatRequest) -> Completion:
+        "The earlier path: llama-cpp-python's create_chat_completion, one request at a time."
         if not self.reuse_prefix: llama.reset()
+        prompt, _ = chat_prompt(llama, request.messages)
+        answer_limit(request.max_tokens, len(prompt), self.n_ctx)
+        keep = min(common_prefix(llama._input_ids[:llama.n_tokens].tolist(), prompt), len(prompt) - 1)
+        self.stats["prompt_tokens_reused"] += keep; self.stats["prompt_tokens_evaluated"] += len(prompt) - keep
         response = llama.create_chat_completion(messages=[dict(m) for m in request.messages], temperature=float(request.temperature),
                                                 max_tokens=int(request.max_tokens), stop=list(request.stop) or None,
                                                 seed=request_seed(self.seed, request))
         usage = response.get("usage") or {}
+        self.stats["samples"] += 1
         return Completion(response["choices"][0]["message"].get("content") or "",
                           int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
 
