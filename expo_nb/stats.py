@@ -23,13 +23,16 @@ REQUIRED_COLUMNS = ("method", "seed", "iteration")
 
 def check_runs_table(df: pd.DataFrame, metric: str = "metric") -> None:
     "Refuse a table that is not a runs table of one task with a numeric, NaN-free `metric` column."
-    if not isinstance(df, pd.DataFrame): raise ExpoError(f"expected a pandas DataFrame of runs, got {type(df).__name__}")
+    if not isinstance(df, pd.DataFrame):
+        raise ExpoError(f"expected a pandas DataFrame of runs, got {type(df).__name__}")
     missing = [c for c in (*REQUIRED_COLUMNS, metric) if c not in df.columns]
     if missing: raise ExpoError(f"runs table lacks columns {missing}; expected load_runs output with {metric!r}")
     if "task" in df.columns and df["task"].nunique() > 1:
         raise ExpoError(f"runs table mixes tasks {sorted(df['task'].unique())}; filter it to one task first")
-    if not pd.api.types.is_numeric_dtype(df[metric]): raise ExpoError(f"column {metric!r} must be numeric, got {df[metric].dtype}")
-    if df[metric].isna().any(): raise ExpoError(f"column {metric!r} has {int(df[metric].isna().sum())} NaN values; drop or fill them first")
+    if not pd.api.types.is_numeric_dtype(df[metric]):
+        raise ExpoError(f"column {metric!r} must be numeric, got {df[metric].dtype}")
+    if df[metric].isna().any():
+        raise ExpoError(f"column {metric!r} has {int(df[metric].isna().sum())} NaN values; drop or fill them first")
 
 # %% ../nbs/34_stats.ipynb #6cca3698
 def seed_values(df: pd.DataFrame,                # runs table of one task (see check_runs_table)
@@ -45,7 +48,7 @@ def seed_values(df: pd.DataFrame,                # runs table of one task (see c
     if rows.empty: raise ExpoError(f"method {method!r} not in the runs table; have {sorted(df['method'].unique())}")
     if last_iteration is not None: rows = rows[rows["iteration"] <= last_iteration]
     if rows.duplicated(["seed", "iteration"]).any():
-        raise ExpoError(f"method {method!r} has several rows per (seed, iteration); filter the table to one setting first")
+        raise ExpoError(f"method {method!r} has several rows per (seed, iteration); filter to one setting first")
     by_seed = rows.sort_values("iteration").groupby("seed")[metric]
     return (by_seed.apply(lambda s: s.iloc[-1]) if at == "final" else by_seed.mean()).astype(float)
 
@@ -55,7 +58,8 @@ def paired_differences(a_values: pd.Series,   # one value per seed for method A 
                       ) -> pd.Series:         # a - b for the seeds present in both, sorted by seed
     "Per-seed differences A - B over the seeds both methods were run with."
     common = a_values.index.intersection(b_values.index).sort_values()
-    if common.empty: raise ExpoError(f"no seed in common: A has seeds {list(a_values.index)}, B has {list(b_values.index)}")
+    if common.empty:
+        raise ExpoError(f"no seed in common: A has seeds {list(a_values.index)}, B has {list(b_values.index)}")
     return (a_values[common] - b_values[common]).rename("difference")
 
 # %% ../nbs/34_stats.ipynb #5d8ba261
@@ -99,7 +103,8 @@ def verdict(ci_low: float, ci_high: float,      # the confidence interval of the
             claim_direction: str = "lower",      # the paper's claim: A - B is "lower" or "higher" than 0
            ) -> str:                             # one of VERDICTS
     "Reproduced if the interval excludes 0 on the claimed side, not reproduced on the other side, else inconclusive."
-    if claim_direction not in DIRECTIONS: raise ExpoError(f"claim_direction must be one of {DIRECTIONS}, got {claim_direction!r}")
+    if claim_direction not in DIRECTIONS:
+        raise ExpoError(f"claim_direction must be one of {DIRECTIONS}, got {claim_direction!r}")
     if not ci_low <= ci_high: raise ExpoError(f"ci_low must be <= ci_high, got ({ci_low}, {ci_high})")
     if ci_low <= 0 <= ci_high: return VERDICTS[2]
     return VERDICTS[0] if (ci_high < 0) == (claim_direction == "lower") else VERDICTS[1]
@@ -112,7 +117,8 @@ def seeds_needed(mean_difference: float,   # observed mean paired difference
                 ) -> float:                # seeds (an integer) or inf when the mean is 0
     "Normal-approximation seeds for a paired test to detect `mean_difference`: ((z_{1-a/2} + z_power) sd / |mean|)^2."
     if not (math.isfinite(sd) and sd >= 0): raise ExpoError(f"sd must be a finite number >= 0, got {sd}")
-    if not (0 < power < 1 and 0 < confidence < 1): raise ExpoError(f"power and confidence must be in (0, 1), got {power}, {confidence}")
+    if not (0 < power < 1 and 0 < confidence < 1):
+        raise ExpoError(f"power and confidence must be in (0, 1), got {power}, {confidence}")
     if not math.isfinite(mean_difference): raise ExpoError(f"mean_difference must be finite, got {mean_difference}")
     if mean_difference == 0: return math.inf
     z = NormalDist().inv_cdf
@@ -137,11 +143,12 @@ def compare(df: pd.DataFrame,                 # runs table of one task (see chec
     d = paired_differences(values[a], values[b])
     low, high = bootstrap_ci(d, confidence, n_resamples, seed)
     outcome, sd = verdict(low, high, claim_direction), float(d.std(ddof=1))
+    needed = seeds_needed(float(d.mean()), sd, confidence=confidence) if outcome == VERDICTS[2] else None
     return {"a": a, "b": b, "direction": claim_direction, "at": at, "last_iteration": last, "n_seeds": len(d),
             "dropped_seeds": sorted(seeds[a] ^ seeds[b]), "mean_a": float(values[a][d.index].mean()),
             "mean_b": float(values[b][d.index].mean()), "mean_difference": float(d.mean()), "sd_difference": sd,
             "ci_low": low, "ci_high": high, "p_wilcoxon": wilcoxon_p(d), "verdict": outcome,
-            "seeds_needed": seeds_needed(float(d.mean()), sd, confidence=confidence) if outcome == VERDICTS[2] else None}
+            "seeds_needed": needed}
 
 # %% ../nbs/34_stats.ipynb #80d72afd
 @dataclass(frozen=True)
@@ -157,7 +164,8 @@ class Claim:
 def select_rows(df: pd.DataFrame, where: dict) -> pd.DataFrame:
     "The rows of `df` whose columns equal every value in `where`."
     for column, value in where.items():
-        if column not in df.columns: raise ExpoError(f"where filters on {column!r}, not a column; have {list(df.columns)}")
+        if column not in df.columns:
+            raise ExpoError(f"where filters on {column!r}, not a column; have {list(df.columns)}")
         df = df[df[column] == value]
     if df.empty: raise ExpoError(f"no rows where {where}; check the filter values")
     return df
