@@ -29,6 +29,7 @@ def exploration_stats(selector: ExpoSelector) -> dict:
     return {"entropy": max(0.0, entropy), "top_probability": float(p.max()),
             "spread_nats": float(selector.eta * (predictions.max() - np.median(predictions)))}
 
+# %% ../nbs/24_calibration.ipynb #405e3f74
 def tell_objective(selector: ExpoSelector,  # the selector to tell
                    arm: int,                # the arm that was played
                    objective: float,        # its objective (lower is better)
@@ -47,6 +48,7 @@ def logged_scale(objectives, scores, floor: float = -1.0) -> float:
     if not scales: raise ExpoError("no unclipped (objective, score) pair below score 1: b cannot be recovered")
     return float(np.median(scales))
 
+# %% ../nbs/24_calibration.ipynb #033fd6d3
 def load_logged_run(directory: Path | str) -> dict:
     "Domain, played arms, feedback objectives and recovered b of a run directory (log.jsonl, domain/)."
     directory = Path(directory)
@@ -85,6 +87,7 @@ def rephrasing_embeddings(k: int, dim: int, cosine: float, rng: np.random.Genera
     centre, noise = unit(rng.normal(size=dim)), unit(rng.normal(size=(k, dim)))
     return unit(centre + math.sqrt(1 / cosine - 1) * noise)   # cos = 1 / (1 + s^2) for noise orthogonal to the centre
 
+# %% ../nbs/24_calibration.ipynb #ce647c52
 @dataclass(frozen=True)
 class ObjectiveModel:
     "Observed objectives in units of the largest warm-start objective (lower is better)."
