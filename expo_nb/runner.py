@@ -16,8 +16,9 @@ from .tasks import DEFAULT_SCORE_SCALE, FALLBACKS, resolve_score_scale
 # %% auto #0
 __all__ = ['METHODS', 'TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'validate_config', 'RunConfig',
            'get_preset', 'run_seeds', 'request_tag', 'make_task', 'append_record', 'read_log', 'Proposal',
-           'MethodDriver', 'prediction_spread_nats', 'make_driver', 'run_lock', 'run_loop', 'sample_temperatures',
-           'build_task', 'check_credentials', 'saved_domain', 'build_run_domain', 'read_run_json', 'run']
+           'MethodDriver', 'prediction_spread_nats', 'make_driver', 'run_lock', 'prompt_token_counts', 'run_loop',
+           'sample_temperatures', 'build_task', 'check_credentials', 'saved_domain', 'build_run_domain',
+           'read_run_json', 'run']
 
 # %% ../nbs/30_runner.ipynb #1a9e0600
 METHODS = ("expo", "expo-es", "opro", "opro-enhanced", "neuralucb", "random",
@@ -428,6 +429,15 @@ def _iteration_record(iteration: int, proposal, outcome, domain, driver, wall_s:
             "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
             "cached_calls": outcome.cached_calls, "wall_s": round(wall_s, 4)}
 
+def prompt_token_counts(chat) -> dict:
+    "Cumulative prompt tokens evaluated and reused by a local model behind any wrappers (`LocalChat.stats`); {} if none."
+    while chat is not None:
+        stats = getattr(chat, "stats", None)
+        if isinstance(stats, dict) and "prompt_tokens_evaluated" in stats:
+            return {key: int(stats[key]) for key in ("prompt_tokens_evaluated", "prompt_tokens_reused")}
+        chat = getattr(chat, "inner", None)
+    return {}
+
 def run_loop(config: RunConfig, out_dir: Path | str, task, domain, chat, selector, progress: bool = False) -> list[dict]:
     "Run or resume the propose/step/observe loop in `out_dir` (holding its lock); return all iteration records."
     with run_lock(out_dir): return _loop(config, Path(out_dir), task, domain, chat, selector, progress)
@@ -446,11 +456,13 @@ def _loop(config: RunConfig, out_dir: Path, task, domain, chat, selector, progre
             start = time.perf_counter()
             proposal = driver.propose(task)
             description, instruction = domain.texts(proposal.arm)
+            before = prompt_token_counts(chat)
             outcome = task.step(chat, description, instruction, proposal.exemplars, tag=request_tag(config, iteration))
             driver.observe(proposal, outcome.score)
             played.add(proposal.arm)
             record = _iteration_record(iteration, proposal, outcome, domain, driver, time.perf_counter() - start,
                                        len(played))
+            record.update({key: value - before[key] for key, value in prompt_token_counts(chat).items()})
             append_record(out_dir / "log.jsonl", record)
             records.append(record)
             _checkpoint(out_dir, records, driver, task)

@@ -58,3 +58,6 @@ def test_main_job_path_on_the_default_local_model(tmp_path, monkeypatch):
     domain = json.loads((tmp_path / "run" / "domain" / "domain.json").read_text())
     assert domain["descriptions"][1].strip() and domain["descriptions"][1] != domain["descriptions"][0]
     assert (tmp_path / "run" / "metric.png").exists()
+    # the batched local path reports its prompt-token reuse in every record, and it adds up to the prompts' size
+    assert all(r["prompt_tokens_evaluated"] + r["prompt_tokens_reused"] > 0 for r in records)
+    assert all(r["prompt_tokens_evaluated"] + r["prompt_tokens_reused"] <= r["prompt_tokens"] for r in records)
