@@ -1,17 +1,55 @@
 #!/usr/bin/env bash
-# The reproduction runs behind the notebooks 40-43, on the embedded local model (no key, no network).
-# Every sweep is resumable: rerun this script after an interruption and only missing runs are computed.
-# Budget: the quick presets (4 x 4 domain, 8 iterations, 4 samples; bandit 20 steps), 2 seeds.
-# About an hour on 2 CPU cores. Results go to runs/repro/; the notebooks read them from there.
-# Extra arguments go to every `expo sweep` (e.g. --llm http://127.0.0.1:8080/v1#qwen --jobs 4 for a server).
+# The reproduction at the paper's protocol on the embedded local model (issue 12; the protocol, the budget and
+# every difference from the paper are in nbs/results/paper/PROTOCOL.md). Resumable: rerun it after an
+# interruption and only missing work is done (finished runs are skipped, an interrupted one resumes).
+# Working directories (with checkpoints and full caches) go to runs/paper/; each finished run and each domain is
+# copied in compact form to nbs/results/paper/ and committed at once (COMMIT=0 to skip the commit).
+# STAGES picks what to run, in order; SEEDS the seeds. Extra arguments go to every `expo run` / `expo domain`,
+# e.g. the paper's models: --llm openai:gpt-3.5-turbo --rephraser openai:gpt-4 --embedder openai:text-embedding-3-large
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/expo ] || bash tools/setup_env.sh
 . .venv/bin/activate
-OUT=${EXPO_NB_REPRO:-runs/repro}
-SEEDS=${SEEDS:-0,1}
-expo sweep linreg-quick --methods expo,opro,opro-enhanced --seeds "$SEEDS" --out "$OUT/linreg" "$@"
-expo sweep bandit-easy-quick --methods expo,opro --seeds "$SEEDS" --iterations 20 --out "$OUT/bandit-easy" "$@"
-expo sweep tsp10-quick --methods expo,opro --seeds "$SEEDS" --out "$OUT/tsp10" "$@"
-expo sweep linreg-quick --methods expo-d-only,expo-i-only,neuralucb --seeds "$SEEDS" --out "$OUT/linreg" "$@"
-expo sweep linreg-quick --methods expo-es --seeds "$SEEDS" --out "$OUT/linreg" "$@"
+WORK=${EXPO_NB_WORK:-runs/paper}
+KEEP=${EXPO_NB_KEEP:-nbs/results/paper}
+SEEDS=${SEEDS:-0 1 2 3 4}               # repetitions of LR and TSP runs
+BANDIT_SEEDS=${BANDIT_SEEDS:-0 1 2}      # repetitions per bandit environment (2 environments: 6 runs)
+STAGES=${STAGES:-lr-main tsp-main bandit-main lr-ablations lr2-main bandit-bsscd}
+EXTRA=("$@")
+keep() { python tools/repro_commit.py "$1" "$2" $([ "${COMMIT:-1}" = 1 ] || echo --no-commit); }
+
+domain() {  # TASK PRESET: one domain per task, shared by every method and seed
+  local task=$1 preset=$2
+  [ -f "$KEEP/domains/$task/domain.json" ] && return
+  expo domain "$preset" --out "$WORK/domains/$task" --show 3 "${EXTRA[@]}"
+  keep "$WORK/domains/$task" "$KEEP/domains/$task"
+}
+
+runs() {  # GROUP PRESET TASK METHODS [expo run options]: seed-major, so that methods are paired as they finish
+  local group=$1 preset=$2 task=$3 methods=$4; shift 4
+  for seed in $SEEDS; do
+    for method in ${methods//,/ }; do
+      [ -f "$KEEP/$group/$method/seed-$seed/summary.json" ] && continue
+      expo run "$preset" --method "$method" --seed "$seed" --out "$WORK/$group/$method/seed-$seed" \
+        --domain "$KEEP/domains/$task/domain.json" --no-progress "$@" "${EXTRA[@]}"
+      keep "$WORK/$group/$method/seed-$seed" "$KEEP/$group/$method/seed-$seed"
+    done
+  done
+}
+
+for stage in $STAGES; do
+  case $stage in
+    lr-main)      domain linreg linreg-paper; runs linreg linreg-paper linreg expo,opro,expo-es,opro-enhanced ;;
+    tsp-main)     domain tsp10 tsp10-paper; runs tsp10 tsp10-paper tsp10 expo,opro ;;
+    bandit-main)  domain bandit-hard bandit-hard-paper; domain bandit-easy bandit-easy-paper
+                  for env in 0 1; do
+                    SEEDS=$BANDIT_SEEDS runs "bandit-hard/env-$env" bandit-hard-paper bandit-hard expo,expo-es,opro --env-seed $env
+                    SEEDS=$BANDIT_SEEDS runs "bandit-easy/env-$env" bandit-easy-paper bandit-easy expo,expo-es,opro --env-seed $env
+                  done ;;
+    lr-ablations) runs linreg linreg-paper linreg expo-d-only,expo-i-only,neuralucb,expo-exemplar-input ;;
+    lr2-main)     domain linreg2 linreg2-paper; runs linreg2 linreg2-paper linreg2 expo,opro,expo-es,opro-enhanced ;;
+    bandit-bsscd) domain bandit-hard-bsscd bandit-hard-bsscd-paper
+                  for env in 0 1; do SEEDS=$BANDIT_SEEDS runs "bandit-hard-bsscd/env-$env" bandit-hard-bsscd-paper bandit-hard-bsscd expo,opro --env-seed $env; done ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,45 @@
+"""Copy a finished reproduction run (or a generated domain) from its working directory into the committed
+results tree in compact form, and commit it: config.json, log.jsonl, summary.json and the run's response cache
+(only the replies this run used, vacuumed), or a domain's domain.json and embeddings.npz. Model files, checkpoints,
+locks and figures are never copied.
+
+    python tools/repro_commit.py WORK_DIR DEST_DIR [--no-commit]
+"""
+import shutil, sqlite3, subprocess, sys, time
+from pathlib import Path
+
+RUN_FILES = ("config.json", "log.jsonl", "summary.json")
+DOMAIN_FILES = ("domain.json", "embeddings.npz")
+
+def compact_cache(source: Path, dest: Path) -> None:
+    "A vacuumed single-file copy of a SQLite cache (its WAL folded in)."
+    dest.unlink(missing_ok=True)
+    with sqlite3.connect(source) as conn: conn.execute("VACUUM INTO ?", (str(dest),))
+
+def copy_compact(work: Path, dest: Path) -> list[Path]:
+    "Copy what is worth keeping; return the copied paths (empty when `work` is not finished)."
+    dest.mkdir(parents=True, exist_ok=True)
+    if (work / "summary.json").exists():
+        names = RUN_FILES
+        if (work / "cache.sqlite").exists(): compact_cache(work / "cache.sqlite", dest / "cache.sqlite")
+    elif (work / "domain.json").exists(): names = DOMAIN_FILES
+    else: return []
+    for name in names: shutil.copy2(work / name, dest / name)
+    return [dest / n for n in (*names, "cache.sqlite") if (dest / n).exists()]
+
+def commit(paths: list[Path], message: str) -> None:
+    "git add + commit only these paths, retrying while another git process holds the index."
+    for attempt in range(30):
+        add = subprocess.run(["git", "add", "--", *map(str, paths)], capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(["git", "commit", "-q", "-m", message, "--", *map(str, paths)],
+                                                      capture_output=True, text=True).returncode in (0, 1)
+        if done: return
+        time.sleep(2)
+    print(f"repro_commit: could not commit {paths[0].parent}", file=sys.stderr)
+
+if __name__ == "__main__":
+    work, dest = Path(sys.argv[1]), Path(sys.argv[2])
+    paths = copy_compact(work, dest)
+    if not paths: sys.exit(f"repro_commit: {work} is neither a finished run nor a saved domain")
+    if "--no-commit" not in sys.argv: commit(paths, f"repro: {dest} ({'run' if (dest / 'log.jsonl').exists() else 'domain'})")
+    print(f"kept {dest}")
