@@ -46,7 +46,7 @@ def _one_per_task(runs):
     chosen = {}
     for run_dir in runs:
         group = run_dir.relative_to(ROOT).parts[0]
-        if (run_dir / "cache.sqlite").exists(): chosen.setdefault(group, run_dir)
+        if (run_dir / "cache.sqlite").exists() and run_dir.parent.name in ("expo", "opro"): chosen.setdefault(group, run_dir)
     return sorted(chosen.values())
 
 @pytest.mark.parametrize("run_dir", _one_per_task(RUNS), ids=ids(_one_per_task(RUNS)))

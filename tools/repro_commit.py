@@ -12,9 +12,17 @@ RUN_FILES = ("config.json", "log.jsonl", "summary.json")
 DOMAIN_FILES = ("domain.json", "embeddings.npz")
 
 def compact_cache(source: Path, dest: Path) -> None:
-    "A vacuumed single-file copy of a SQLite cache (its WAL folded in)."
+    "A vacuumed single-file copy of a SQLite cache (its WAL folded in), without embedding vectors."
     dest.unlink(missing_ok=True)
     with sqlite3.connect(source) as conn: conn.execute("VACUUM INTO ?", (str(dest),))
+    # EXPO-ES embeds 257 candidate exemplar blocks per iteration (~100 MB of vectors per run): too big to
+    # commit. The chat replies stay, so EXPO / OPRO / NeuralUCB runs replay with no model at all; EXPO-ES
+    # runs replay with the local embedder recomputing the vectors.
+    conn = sqlite3.connect(dest)
+    conn.execute("""DELETE FROM responses WHERE value LIKE '{"vector":%'""")
+    conn.commit()
+    conn.execute("VACUUM")
+    conn.close()
 
 def copy_compact(work: Path, dest: Path) -> list[Path]:
     "Copy what is worth keeping; return the copied paths (empty when `work` is not finished)."
