@@ -4,9 +4,10 @@ For domains of k x k arms (k = 11, 101, 301) with 3072-d embeddings per componen
 with text-embedding-3-large) and t told points of history, measure in a fresh process per row:
   Each time is the fastest of --repeats runs (the machine is shared).
   * `fit_ms`: `ScoreEstimator.fit` on t points (6144 -> 1536 -> 1 network, `EstimatorConfig()` defaults,
-    i.e. 50 full-batch Adam steps, retrained from the seeded initialisation), once per `input_projection`:
-    "domain" (the default: the first layer sees the 2k span coordinates of the domain, 11_estimator) and
-    "none" (raw 6144-d inputs, the paper's literal network),
+    i.e. 50 full-batch SGD-with-momentum steps, retrained from the seeded initialisation), once per
+    `input_projection`: "domain" (the default: the first layer sees the 2k span coordinates of the domain and
+    starts at W0 Q, so that under this optimizer it is exactly the raw network, 11_estimator) and "none" (raw
+    6144-d inputs, the paper's literal network),
   * `predict_domain_ms`: the factorized prediction of all k*k arms,
   * `tell_ms`: one `ExpoSelector.tell` (fit + predict_domain + cumulative update),
   * `ask_ms`: one `ExpoSelector.ask` (max-shifted softmax over k*k arms + one draw), mean of 50,

@@ -121,6 +121,7 @@ class ScoreEstimator:
         self.network: torch.nn.Sequential | None = None
         self.label_mean, self.label_scale = 0.0, 1.0
         self.projection: tuple[torch.Tensor, torch.Tensor] | None = None   # (description, instruction) bases in use
+        self.constant = False   # all training scores equal: every prediction is that score (the network is not used)
         self._feature_dim, self._basis_cache = 0, (None, None)
 
     def fit(self, features: np.ndarray,                # (n, d) arm features [g(D); g(I)]
@@ -132,7 +133,9 @@ class ScoreEstimator:
         y64 = np.asarray(scores, dtype=np.float64)
         std = float(y64.std()) if self.config.standardize_labels else 1.0
         self.label_mean = float(y64.mean()) if self.config.standardize_labels else 0.0
+        self._labels = y64
         self.label_scale = std if std > 1e-12 else 1.0   # one point or equal scores: centre only
+        self.constant = bool(np.ptp(y64) <= 1e-12 * max(1.0, abs(float(y64.mean()))))   # no spread: no information
         self._feature_dim = x.shape[1]
         self.projection = self._domain_bases(domain, x.shape[1]) if self.config.input_projection == "domain" else None
         x = _project(x, self.projection)
@@ -154,12 +157,14 @@ class ScoreEstimator:
         x = np.asarray(features, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.feature_dim:
             raise ExpoError(f"features must have shape (m, {self.feature_dim}) like the training data, got {x.shape}")
+        if self.constant: return np.full(x.shape[0], float(np.mean(self._labels)))
         with torch.no_grad(): out = self._fitted()(_project(torch.from_numpy(x), self.projection)).squeeze(-1).double().numpy()
         return out * self.label_scale + self.label_mean
 
     def predict_domain(self, domain: PromptDomain) -> np.ndarray:
         "Predicted scores of all k1*k2 arms (float64, arm_index order), via the factorized first layer."
         net = self._fitted()
+        if self.constant: return np.full(domain.n_arms, float(np.mean(self._labels)))
         if domain.feature_dim != self.feature_dim:
             raise ExpoError(f"domain feature dim {domain.feature_dim} != the estimator's {self.feature_dim}; use the same embedder")
         descriptions = torch.from_numpy(domain.description_embeddings)
