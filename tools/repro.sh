@@ -3,7 +3,10 @@
 # every difference from the paper are in nbs/results/paper/PROTOCOL.md). Resumable: rerun it after an
 # interruption and only missing work is done (finished runs are skipped, an interrupted one resumes).
 # Working directories (with checkpoints and full caches) go to runs/paper/; each finished run and each domain is
-# copied in compact form to nbs/results/paper/ and committed at once (COMMIT=0 to skip the commit).
+# copied in compact form to nbs/results/paper/ and committed at once (COMMIT=0 to skip the commit). A session
+# that must stop during a domain's generation keeps what it has with
+#   python tools/repro_commit.py runs/paper/domains/TASK nbs/results/paper/domains/TASK --partial
+# (the rephrasings so far, as partial-cache.sqlite), and the next run of this script continues from it.
 # STAGES picks what to run, in order; SEEDS the seeds. Extra arguments go to every `expo run` / `expo domain`,
 # e.g. the paper's models: --llm openai:gpt-3.5-turbo --rephraser openai:gpt-4 --embedder openai:text-embedding-3-large
 set -euo pipefail
@@ -21,6 +24,10 @@ keep() { python tools/repro_commit.py "$1" "$2" $([ "${COMMIT:-1}" = 1 ] || echo
 domain() {  # TASK PRESET: one domain per task, shared by every method and seed
   local task=$1 preset=$2
   [ -f "$KEEP/domains/$task/domain.json" ] && return
+  if [ -f "$KEEP/domains/$task/partial-cache.sqlite" ] && [ ! -f "$WORK/domains/$task/cache.sqlite" ]; then
+    mkdir -p "$WORK/domains/$task"   # an earlier session's rephrasings: only the missing ones are generated
+    cp "$KEEP/domains/$task/partial-cache.sqlite" "$WORK/domains/$task/cache.sqlite"
+  fi
   expo domain "$preset" --out "$WORK/domains/$task" --show 3 "${EXTRA[@]}"
   keep "$WORK/domains/$task" "$KEEP/domains/$task"
 }

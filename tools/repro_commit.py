@@ -1,9 +1,13 @@
 """Copy a finished reproduction run (or a generated domain) from its working directory into the committed
 results tree in compact form, and commit it: config.json, log.jsonl, summary.json and the run's response cache
-(only the replies this run used, vacuumed), or a domain's domain.json and embeddings.npz. Model files, checkpoints,
+(only the chat replies this run used, vacuumed; embedding vectors are dropped), or a domain's domain.json and
+embeddings.npz. Model files, checkpoints,
 locks and figures are never copied.
 
-    python tools/repro_commit.py WORK_DIR DEST_DIR [--no-commit]
+    python tools/repro_commit.py WORK_DIR DEST_DIR [--no-commit] [--partial]
+
+--partial keeps the rephrasings of a domain whose generation is not finished (DEST/partial-cache.sqlite), so
+that the next session's tools/repro.sh continues it instead of starting over.
 """
 import shutil, sqlite3, subprocess, sys, time
 from pathlib import Path
@@ -45,9 +49,16 @@ def commit(paths: list[Path], message: str) -> None:
         time.sleep(2)
     print(f"repro_commit: could not commit {paths[0].parent}", file=sys.stderr)
 
+def keep_partial_domain(work: Path, dest: Path) -> list[Path]:
+    "The rephrasings generated so far for an unfinished domain, as DEST/partial-cache.sqlite."
+    if not (work / "cache.sqlite").exists(): return []
+    dest.mkdir(parents=True, exist_ok=True)
+    compact_cache(work / "cache.sqlite", dest / "partial-cache.sqlite")
+    return [dest / "partial-cache.sqlite"]
+
 if __name__ == "__main__":
     work, dest = Path(sys.argv[1]), Path(sys.argv[2])
-    paths = copy_compact(work, dest)
+    paths = keep_partial_domain(work, dest) if "--partial" in sys.argv else copy_compact(work, dest)
     if not paths: sys.exit(f"repro_commit: {work} is neither a finished run nor a saved domain")
     if "--no-commit" not in sys.argv: commit(paths, f"repro: {dest} ({'run' if (dest / 'log.jsonl').exists() else 'domain'})")
     print(f"kept {dest}")
