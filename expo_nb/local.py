@@ -125,12 +125,13 @@ def chat_prompt(llama, messages: Sequence[dict]) -> tuple[list[int], list[str]]:
 
 # %% ../nbs/05_local.ipynb #addf771f
 def make_sampler(temperature: float, seed: int, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05):
-    "A llama.cpp sampler chain as `create_chat_completion` builds it: greedy at T=0, else truncation, temperature, draw."
+    "A llama.cpp sampler chain as `create_chat_completion` builds it: greedy at T=0, else truncation + temperature."
     import llama_cpp as lc
     chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
     if temperature == 0: parts = [lc.llama_sampler_init_greedy()]
-    else: parts = [lc.llama_sampler_init_top_k(top_k), lc.llama_sampler_init_typical(1.0, 1), lc.llama_sampler_init_top_p(top_p, 1),
-                   lc.llama_sampler_init_min_p(min_p, 1), lc.llama_sampler_init_temp(temperature), lc.llama_sampler_init_dist(seed)]
+    else: parts = [lc.llama_sampler_init_top_k(top_k), lc.llama_sampler_init_typical(1.0, 1),
+                   lc.llama_sampler_init_top_p(top_p, 1), lc.llama_sampler_init_min_p(min_p, 1),
+                   lc.llama_sampler_init_temp(temperature), lc.llama_sampler_init_dist(seed)]
     for part in parts: lc.llama_sampler_chain_add(chain, part)           # the chain owns and frees its parts
     return chain
 
@@ -204,12 +205,14 @@ class SeqContext:
         params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = kv_tokens, n_batch, n_batch, n_seq
         params.kv_unified, params.flash_attn_type = True, lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self.lc, self.llama, self.ctx = lc, llama, lc.llama_init_from_model(llama._model.model, params)
-        if not self.ctx: raise ExpoError(f"llama.cpp could not create a context of {kv_tokens} tokens; lower n_ctx or max_batch")
+        if not self.ctx:
+            raise ExpoError(f"llama.cpp could not create a context of {kv_tokens} tokens; lower n_ctx or max_batch")
         self.mem, self.kv_tokens, self.n_batch = lc.llama_get_memory(self.ctx), lc.llama_n_ctx(self.ctx), n_batch
         self.batch = lc.llama_batch_init(max(n_batch, n_seq), 0, 1)
 
     def close(self):
-        if getattr(self, "ctx", None): self.lc.llama_batch_free(self.batch); self.lc.llama_free(self.ctx); self.ctx = None
+        if getattr(self, "ctx", None):
+            self.lc.llama_batch_free(self.batch); self.lc.llama_free(self.ctx); self.ctx = None
     def __del__(self): self.close()
 
     def fill(self, rows: Sequence[tuple]):
@@ -234,22 +237,25 @@ class SeqContext:
         "A host copy of one sequence's KV state."
         size = self.lc.llama_state_seq_get_size(self.ctx, seq)
         data = (ctypes.c_uint8 * size)()
-        if self.lc.llama_state_seq_get_data(self.ctx, data, size, seq) != size: raise ExpoError(f"could not save a KV state of {size} bytes")
+        if self.lc.llama_state_seq_get_data(self.ctx, data, size, seq) != size:
+            raise ExpoError(f"could not save a KV state of {size} bytes")
         return data
 
     def restore(self, data, seq: int = 0):
         "Replace one sequence's KV cells by a saved state."
         self.lc.llama_memory_seq_rm(self.mem, seq, -1, -1)
         if self.lc.llama_state_seq_set_data(self.ctx, data, len(data), seq) == 0:
-            raise ExpoError(f"could not restore a KV state of {len(data)} bytes into a cache of {self.kv_tokens} tokens")
+            raise ExpoError(f"could not restore a KV state of {len(data)} bytes into a {self.kv_tokens}-token cache")
 
 # %% ../nbs/05_local.ipynb #f1abaf10
 class BatchEngine(SeqContext):
-    "Sequence 0 holds the prompt (kept between calls, plus a PrefixCache); sequences 1..n decode samples of it together."
-    def __init__(self, llama, kv_tokens: int, n_parallel: int, n_batch: int = 512, prefix_cache: int = 4, stats: dict | None = None):
+    "Sequence 0 holds the prompt (kept between calls, plus a PrefixCache); sequences 1..n decode its samples together."
+    def __init__(self, llama, kv_tokens: int, n_parallel: int, n_batch: int = 512, prefix_cache: int = 4,
+                 stats: dict | None = None):
         super().__init__(llama, kv_tokens, n_parallel + 1, n_batch)
-        self.n_parallel, self.live, self.cache = n_parallel, [], PrefixCache(prefix_cache)   # live: tokens of sequence 0
-        self.stats = stats if stats is not None else dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0, prefix_cache_hits=0, decode_steps=0)
+        self.n_parallel, self.live, self.cache = n_parallel, [], PrefixCache(prefix_cache)   # live: sequence 0's tokens
+        self.stats = stats if stats is not None else dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0,
+                                                          prefix_cache_hits=0, decode_steps=0)
 
     def prepare(self, prompt: list[int], reuse: bool = True) -> int:
         "Make sequence 0 hold `prompt`, evaluating only what is neither live nor cached; returns the tokens reused."
@@ -257,7 +263,8 @@ class BatchEngine(SeqContext):
         keep = common_prefix(self.live, prompt)
         key, cached = self.cache.best(prompt) if reuse else (None, 0)
         if reuse and keep < len(self.live) and self.live not in self.cache: self.cache.put(self.live, self.save(0))
-        if cached > keep: self.live = []; self.restore(self.cache.get(key), 0); keep = cached; self.stats["prefix_cache_hits"] += 1
+        if cached > keep:
+            self.live = []; self.restore(self.cache.get(key), 0); keep = cached; self.stats["prefix_cache_hits"] += 1
         keep = min(keep, len(prompt) - 1)                  # the last token's logits start every sample
         self.lc.llama_memory_seq_rm(self.mem, 0, keep, -1); self.live = prompt[:keep]
         self.evaluate(prompt[keep:], keep, 0); self.live = list(prompt)
@@ -292,14 +299,16 @@ def group_by_messages(requests: Sequence[ChatRequest]) -> list[list[int]]:
 def answer_limit(max_tokens: int, prompt_tokens: int, n_ctx: int) -> int:
     "Tokens a reply may have: `max_tokens`, cut so that prompt + reply fit the context (as llama-cpp-python does)."
     if prompt_tokens >= n_ctx:
-        raise ExpoError(f"the prompt has {prompt_tokens} tokens but the context holds {n_ctx}; shorten the prompt or raise n_ctx")
+        raise ExpoError(f"the prompt has {prompt_tokens} tokens but the context holds {n_ctx}; "
+                        "shorten the prompt or raise n_ctx")
     return max_tokens if max_tokens + prompt_tokens < n_ctx else n_ctx - prompt_tokens
 
 def plan_rounds(needs: Sequence[int], budget: int, n_parallel: int) -> list[list[int]]:
     "Split samples into rounds decoded together: at most `n_parallel` each, their KV cells (`needs`) within `budget`."
     rounds, current, used = [], [], 0
     for i, need in enumerate(needs):
-        if current and (len(current) == n_parallel or used + need > budget): rounds.append(current); current, used = [], 0
+        if current and (len(current) == n_parallel or used + need > budget):
+            rounds.append(current); current, used = [], 0
         current.append(i); used += need
     return rounds + [current] if current else rounds
 
@@ -323,7 +332,8 @@ class LocalChat:
         self.model, self.n_ctx, self.seed, self.reuse_prefix = model, int(n_ctx), int(seed), reuse_prefix
         self.n_threads, self.cache_dir, self._llama, self._engine = n_threads or os.cpu_count() or 1, cache_dir, None, None
         self.batched, self.max_batch, self.prefix_cache, self.load_s = batched, int(max_batch), int(prefix_cache), None
-        self.stats = dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0, prefix_cache_hits=0, decode_steps=0, samples=0)
+        self.stats = dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0, prefix_cache_hits=0, decode_steps=0,
+                          samples=0)                   # cumulative; a runner reads differences per iteration
 
     @property
     def identity(self) -> str: return f"llama.cpp:{self.model}@{LOCAL_MODELS[self.model].sha256[:12]}"
@@ -336,8 +346,8 @@ class LocalChat:
             from llama_cpp import Llama
             start = time.perf_counter()
             path = local_model_path(self.model, self.cache_dir)
-            self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx if not self.batched else 256, n_threads=self.n_threads,
-                                n_threads_batch=self.n_threads, seed=self.seed, verbose=False)
+            self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx if not self.batched else 256,
+                                n_threads=self.n_threads, n_threads_batch=self.n_threads, seed=self.seed, verbose=False)
             if self.batched: self._engine = BatchEngine(self._llama, self.n_ctx + 512 * self.max_batch, self.max_batch,
                                                         512, self.prefix_cache, self.stats)
             self.load_s = time.perf_counter() - start
@@ -360,11 +370,13 @@ class LocalChat:
         for rnd in plan_rounds([m + 4 for m in limits], engine.kv_tokens - len(prompt), engine.n_parallel):
             engine.prepare(prompt, self.reuse_prefix)
             samples = [Sample(i, seq + 1, limits[i], [s.encode() for s in list(group[i].stop) + template_stop],
-                              make_sampler(group[i].temperature, request_seed(self.seed, group[i]))) for seq, i in enumerate(rnd)]
+                              make_sampler(group[i].temperature, request_seed(self.seed, group[i])))
+                       for seq, i in enumerate(rnd)]
             try: engine.generate(prompt, samples)
             finally:
                 for sample in samples: engine.lc.llama_sampler_free(sample.sampler)
-            for s in samples: out[s.index] = Completion(s.text.decode("utf-8", errors="ignore"), len(prompt), len(s.tokens))
+            for s in samples:
+                out[s.index] = Completion(s.text.decode("utf-8", errors="ignore"), len(prompt), len(s.tokens))
             self.stats["samples"] += len(samples)
         return out
 
