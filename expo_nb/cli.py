@@ -97,6 +97,7 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
         env_seed: Optional[int] = typer.Option(None, help="bandit environment seed (default: from --seed)"),
         temperatures: Optional[str] = typer.Option(None, help="per-sample temperatures, e.g. 1,1,1,1,1,1,1,1"),
         prompt_from: Optional[Path] = typer.Option(None, help="finished EXPO run: rerun OPRO with its final prompt"),
+        threads: Optional[int] = typer.Option(None, help="CPU threads of the local model (default: every core)"),
         progress: bool = typer.Option(True, help="show progress bars")) -> None:
     "Run PRESET (with overrides) in a run directory; rerun to resume."
     from expo_nb.runner import run as run_config
@@ -112,7 +113,7 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
                      env_seed=env_seed, temperatures=temperature_list, fixed_prompt=fixed)
     if out is not None and not out.strip(): fail("--out is empty; give the run directory, e.g. --out runs/mine")
     out = Path(out) if out is not None else Path("runs") / preset
-    try: summary = run_config(config, out, progress=progress)
+    try: summary = run_config(config, out, progress=progress, threads=threads)
     except ExpoError as error: fail(str(error))
     except OSError as error: fail(f"cannot use run directory {out}: {error}")
     except KeyboardInterrupt: fail(f"interrupted; finished iterations are saved in {out}; rerun the same command to resume")
@@ -175,7 +176,8 @@ def plot(run_dirs: list[Path], output: Path = typer.Option(Path("metric.png"), "
 def domain(preset: str, out: Optional[Path] = typer.Option(None, help="where to save the domain (default runs/domain-PRESET)"),
            llm: Optional[str] = None, embedder: Optional[str] = None, show: int = typer.Option(5, help="texts to print per part"),
            rephraser: Optional[str] = typer.Option(None, help="chat model that writes the domain (default: --llm)"),
-           rephrase_style: Optional[str] = typer.Option(None, help="rephrasing request: paper or conservative")) -> None:
+           rephrase_style: Optional[str] = typer.Option(None, help="rephrasing request: paper or conservative"),
+           threads: Optional[int] = typer.Option(None, help="CPU threads of the local model (default: every core)")) -> None:
     "Generate (or load) the rephrased prompt domain of PRESET and print some of its texts."
     from expo_nb.runner import build_task, build_run_domain, check_credentials
     from expo_nb.local import make_chat, make_embedder
@@ -188,7 +190,7 @@ def domain(preset: str, out: Optional[Path] = typer.Option(None, help="where to 
         else:
             for spec in (config.rephraser or config.llm, config.embedder): check_credentials(spec)
             cache = config.cache or out / "cache.sqlite"; out.mkdir(parents=True, exist_ok=True)
-            chat = make_chat(config.rephraser or config.llm, cache)
+            chat = make_chat(config.rephraser or config.llm, cache, threads)
             prompt_domain = build_run_domain(config, build_task(config), chat, make_embedder(config.embedder, cache))
             prompt_domain.save(out)
     except ExpoError as error: fail(str(error))

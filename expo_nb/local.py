@@ -14,10 +14,10 @@ from .core import ExpoError, ChatRequest, Completion, ChatModel
 from .embed import HashingEmbedder, SentenceTransformerEmbedder, CachedEmbedder
 
 # %% auto #0
-__all__ = ['LOCAL_MODELS', 'CHAT_SPECS', 'EMBEDDER_SPECS', 'PackagedModel', 'part_paths', 'file_sha256', 'assemble_weights',
-           'model_cache_dir', 'local_model_path', 'request_seed', 'chat_prompt', 'make_sampler', 'common_prefix',
-           'Sample', 'advance', 'PrefixCache', 'SeqContext', 'BatchEngine', 'group_by_messages', 'answer_limit',
-           'plan_rounds', 'LocalChat', 'make_chat', 'make_embedder']
+__all__ = ['LOCAL_MODELS', 'CHAT_SPECS', 'EMBEDDER_SPECS', 'MAX_HASHING_DIMENSION', 'PackagedModel', 'part_paths', 'file_sha256',
+           'assemble_weights', 'model_cache_dir', 'local_model_path', 'request_seed', 'chat_prompt', 'make_sampler',
+           'common_prefix', 'Sample', 'advance', 'PrefixCache', 'SeqContext', 'BatchEngine', 'group_by_messages',
+           'answer_limit', 'plan_rounds', 'LocalChat', 'make_chat', 'make_embedder']
 
 # %% ../nbs/05_local.ipynb #cf9ba425
 @dataclass(frozen=True)
@@ -410,10 +410,13 @@ def _echo_last_user(request: ChatRequest) -> str:
 
 # %% ../nbs/05_local.ipynb #f8a5689c
 def make_chat(spec: str,  # see CHAT_SPECS
-              cache_path: str | Path | None = None) -> ChatModel:  # optional ResponseCache file
+              cache_path: str | Path | None = None,  # optional ResponseCache file
+              threads: int | None = None) -> ChatModel:  # CPU threads of a local model; None: every core
     "A chat model from a spec string, cached when `cache_path` is given."
     spec = str(spec).strip()
-    if spec.startswith("local:") and spec[6:] in LOCAL_MODELS: chat = LocalChat(spec[6:])
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 512):
+        raise ExpoError(f"threads must be an integer in [1, 512], got {threads!r}")
+    if spec.startswith("local:") and spec[6:] in LOCAL_MODELS: chat = LocalChat(spec[6:], n_threads=threads)
     elif spec.startswith("openai:") and spec[7:]:
         from expo_nb.llm import OpenAIChat
         chat = OpenAIChat(spec[7:])
@@ -430,12 +433,21 @@ def make_chat(spec: str,  # see CHAT_SPECS
     return CachedChat(chat, ResponseCache(cache_path))
 
 # %% ../nbs/05_local.ipynb #264563d9
+MAX_HASHING_DIMENSION = 65536
+
+def _hashing_dimension(spec: str) -> int:
+    "The D of 'hashing:D' (ASCII digits, 1 to MAX_HASHING_DIMENSION), or a one-line error."
+    digits = spec[len("hashing:"):]
+    if not re.fullmatch(r"[0-9]{1,6}", digits) or not 1 <= int(digits) <= MAX_HASHING_DIMENSION:
+        raise ExpoError(f"bad embedder spec {spec!r}: use hashing:D with D an integer in [1, {MAX_HASHING_DIMENSION}]")
+    return int(digits)
+
 def make_embedder(spec: str,  # see EMBEDDER_SPECS
                   cache_path: str | Path | None = None) -> CachedEmbedder:  # optional ResponseCache file
     "An embedder from a spec string, always batched and cached (persistently when `cache_path` is given)."
     spec = str(spec).strip()
     if spec == "local:minilm": inner = SentenceTransformerEmbedder()
-    elif spec.startswith("hashing:") and spec[8:].isdigit(): inner = HashingEmbedder(int(spec[8:]))
+    elif spec.startswith("hashing:"): inner = HashingEmbedder(_hashing_dimension(spec))
     elif spec.startswith("openai:") and spec[7:]:
         from expo_nb.llm import OpenAIEmbedder
         inner = OpenAIEmbedder(spec[7:])

@@ -579,7 +579,8 @@ def _stored_config(out_dir: Path) -> RunConfig | None:
     except (OSError, UnicodeDecodeError) as error: raise ExpoError(f"{path} cannot be read: {error}") from None
     except ExpoError as error: raise ExpoError(f"{path}: {error}") from None
 
-def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progress: bool = True) -> dict:
+def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progress: bool = True,
+        threads: int | None = None) -> dict:   # CPU threads of a local model (None: every core); not part of the config
     "Run (or resume, or just read back) `config` in `out_dir`; return the summary."
     config, out_dir = config.validate(), Path(out_dir)
     if not str(out_dir).strip() or out_dir.exists() and not out_dir.is_dir():
@@ -593,24 +594,25 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
     if embedder is None: check_credentials(config.embedder)
     created = not out_dir.exists()
     try:
-        with run_lock(out_dir): _start_and_run(config, out_dir, chat, embedder, progress)
+        with run_lock(out_dir): _start_and_run(config, out_dir, chat, embedder, progress, threads)
     except BaseException:
         if created and not (out_dir / "config.json").exists(): _remove_failed_start(out_dir)
         raise
     return read_run_json(out_dir / "summary.json", "run summary")
 
 # %% ../nbs/30_runner.ipynb #ece21718
-def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool) -> None:
+def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool, threads: int | None) -> None:
     "Build models, task and domain; commit config.json once they exist; then run the loop."
     from expo_nb.local import make_chat, make_embedder
     from expo_nb.core import PromptDomain
     cache = config.cache or out_dir / "cache.sqlite"
-    chat = chat if chat is not None else make_chat(config.llm, cache)
+    chat = chat if chat is not None else make_chat(config.llm, cache, threads)
     embedder = embedder if embedder is not None else make_embedder(config.embedder, cache)
     task = build_task(config)
     if (out_dir / "domain" / "domain.json").exists(): domain = PromptDomain.load(out_dir / "domain")
     else:
-        rephraser = make_chat(config.rephraser, cache) if config.rephraser and config.rephraser != config.llm else chat
+        different = config.rephraser and config.rephraser != config.llm
+        rephraser = make_chat(config.rephraser, cache, threads) if different else chat
         domain = build_run_domain(config, task, rephraser, embedder, progress)
         domain.save(out_dir / "domain")
     if not (out_dir / "config.json").exists(): atomic_write_bytes(out_dir / "config.json", config.to_json().encode())

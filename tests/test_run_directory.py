@@ -139,3 +139,16 @@ def test_a_saved_domain_is_shared_as_it_is(tmp_path, command):
     args[args.index("--domain") + 1], args[args.index("hashing:32")] = shared, "hashing:16"
     code, text = invoke(*args)
     assert code == 2 and "was embedded by hashing:32, this run uses hashing:16" in text
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--embedder", "hashing:²", "use hashing:D with D an integer"), ("--embedder", "hashing:400000000", "use hashing:D"),
+    ("--embedder", "hashing:0", "use hashing:D"), ("--threads", "0", "threads must be an integer in [1, 512]"),
+    ("--seed", str(10**30), "seed must be an integer in [0, 4294967295]")])
+def test_bounded_options(tmp_path, command, option, value, message):
+    args = [a for a in command(tmp_path / "run", iterations=1)]
+    if option in args: args[args.index(option) + 1] = value
+    else: args += [option, value]
+    code, text = invoke(*args)
+    assert code == 2 and message in text and "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    assert not (tmp_path / "run" / "config.json").exists()
