@@ -1,7 +1,8 @@
 """A hostile user's battery against the `expo` command (issue 13): bad options, damaged run directories, crashes and
 concurrent writers, each run as a real `expo` subprocess and classified by what it did.
 
-Every case runs in its own folder of a temporary workspace with the offline stand-ins (`--llm scripted
+Every case runs in its own folder of a temporary workspace, on a copy of expo_nb taken at the start (other
+sessions may export new code meanwhile), with the offline stand-ins (`--llm scripted
 --embedder hashing:32` and a two-by-two variants file), so nothing loads a model or reaches a network. Outcomes:
   clear error  exit 2 and one line on stderr (or stdout), or click's boxed usage error; no 'Traceback'
   traceback    a Python traceback anywhere in the output
@@ -71,7 +72,9 @@ def expand(args, ws: Path):
 def limit_memory(): resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 def launch(args, cwd: Path, ws: Path):
-    return subprocess.Popen([str(EXPO), *expand(args, ws)], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+    "Start `expo ARGS` on the workspace's snapshot of the package (found first on PYTHONPATH)."
+    env = {**ENV, "PYTHONPATH": str(ws / "snapshot")}
+    return subprocess.Popen([str(EXPO), *expand(args, ws)], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace", preexec_fn=limit_memory)
 
 def finish(proc, timeout):
@@ -586,7 +589,16 @@ def quote(arg): return arg if arg and all(c.isalnum() or c in "-_.:/,=+@{}$" for
 # ---------------------------------------------------------------------------------------------------------------
 # Workspace: the variants file and the prepared run directories every case copies
 
+def snapshot(ws: Path):
+    "Copy expo_nb into the workspace: others may export new code while the battery runs, and every case must test one."
+    shutil.copytree(ROOT / "expo_nb", ws / "snapshot" / "expo_nb", ignore=shutil.ignore_patterns("__pycache__"))
+    probe = [str(ROOT / ".venv" / "bin" / "python"), "-c", "import expo_nb; print(expo_nb.__file__)"]
+    where = subprocess.run(probe, cwd=ws, env={**ENV, "PYTHONPATH": str(ws / "snapshot")}, capture_output=True,
+                           text=True)
+    if not where.stdout.startswith(str(ws)): sys.exit(f"the snapshot is not the imported package: {where.stdout}")
+
 def prepare(ws: Path, timeout):
+    snapshot(ws)
     (ws / "variants.json").write_text(json.dumps(VARIANTS))
     templates = ws / "templates"
     templates.mkdir()
@@ -630,13 +642,17 @@ def report(results, seconds):
         for line in tail(r["output"]): print(f"  | {line[:300]}")
     return total
 
-def write_results(results, total, seconds):
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    commit = git.stdout.strip()
+def code_version():
+    "The commit and the files of expo_nb that differ from it (taken with the snapshot)."
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_in_expo_nb": git("status", "--short", "--", "expo_nb").splitlines()}
+
+def write_results(results, total, seconds, version):
     failing_cases = [{"name": r["name"], "why": r["failing"], "command": r["command"], "returncode": r["returncode"],
                       "note": r["note"], "output_tail": tail(r["output"], 8)} for r in results if r["failing"]]
     RESULTS.write_text(json.dumps({
-        "commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(seconds),
+        **version, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(seconds),
         "counts": total, "failing": failing_cases,
         "cases": [{"name": r["name"], "expect": r["expect"], "outcome": r["outcome"], "data_loss": r["data_loss"]}
                   for r in results]}, indent=1) + "\n")
@@ -652,7 +668,7 @@ def main():
     args = parser.parse_args()
     cases = [c for c in all_cases() if re.search(args.only, c.name)]
     ws = Path(tempfile.mkdtemp(prefix="expo-hostile-"))
-    start = time.time()
+    start, version = time.time(), code_version()
     try:
         prepare(ws, args.timeout)
         done = threading.Lock()
@@ -668,7 +684,7 @@ def main():
         else: shutil.rmtree(ws, ignore_errors=True)
     seconds = time.time() - start
     total = report(results, seconds)
-    if not args.no_write and not args.only: write_results(results, total, seconds)
+    if not args.no_write and not args.only: write_results(results, total, seconds, version)
 
 if __name__ == "__main__":
     main()
