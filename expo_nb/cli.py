@@ -137,6 +137,7 @@ def sweep(preset: str, methods: str = typer.Option("expo,opro", help="comma-sepa
     from expo_nb.sweep import sweep as run_sweep
     from expo_nb.plots import load_runs, plot_metric
     out = out or Path("runs") / f"sweep-{preset}"
+    if out.exists() and not out.is_dir(): fail(f"--out {out} is a file; give a directory for the sweep")
     try: seed_list = [int(s) for s in _split(seeds)]
     except ValueError: fail(f"--seeds must be comma-separated integers, got {seeds!r}")
     if jobs < 1: fail(f"--jobs must be >= 1, got {jobs}")
@@ -194,6 +195,7 @@ def domain(preset: str, out: Optional[Path] = typer.Option(None, help="where to 
             prompt_domain = build_run_domain(config, build_task(config), chat, make_embedder(config.embedder, cache))
             prompt_domain.save(out)
     except ExpoError as error: fail(str(error))
+    except OSError as error: fail(f"cannot write the domain to {out}: {error.strerror}")
     n_d, n_i = prompt_domain.shape
     typer.echo(f"{n_d} descriptions x {n_i} instructions = {n_d * n_i} arms, saved in {out}")
     for title, texts in (("descriptions", prompt_domain.descriptions), ("instructions", prompt_domain.instructions)):
@@ -213,11 +215,14 @@ def show(run_dir: Path) -> None:
                f"llm {config.llm}, embedder {config.embedder}, eta {config.eta:g}")
     try: records = read_log(run_dir / "log.jsonl", repair=False)
     except ExpoError as error: fail(str(error))
+    except OSError as error: fail(f"cannot read {run_dir / 'log.jsonl'}: {error.strerror}")
     typer.echo(f"{len(records)}/{config.iterations} iterations logged")
     if records:
         typer.echo(f"{'iter':>4} {'arm':>5} {'D':>4} {'I':>4} {'score':>9} {'metric':>12} {'entropy':>8} "
                    f"{'p(top)':>7} {'arms':>5} {'spread':>7} {'tokens':>7}")
-        for r in records[-10:]: typer.echo(_record_line(r))
+        try: lines = [_record_line(r) for r in records[-10:]]
+        except (KeyError, TypeError, ValueError): fail(f"{run_dir / 'log.jsonl'} holds a record with missing or non-numeric fields")
+        for line in lines: typer.echo(line)
     if (run_dir / "summary.json").exists():
         try:
             summary = read_run_json(run_dir / "summary.json", "run summary")

@@ -155,7 +155,9 @@ def load_variants(path: Path | str,  # JSON file {"descriptions": [...], "instru
     path = Path(path)
     if not path.exists(): raise ExpoError(f"variants file {path} does not exist")
     try: data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error: raise ExpoError(f"variants file {path} is not valid JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise ExpoError(f"variants file {path} is not valid JSON: {str(error)[:100]}") from None
+    except OSError as error: raise ExpoError(f"cannot read variants file {path}: {error.strerror}") from None
     if not isinstance(data, dict) or not all(isinstance(data.get(key), list) for key in ("descriptions", "instructions")):
         raise ExpoError(f'variants file {path} must hold {{"descriptions": [...], "instructions": [...]}} (originals first)')
     for key in ("descriptions", "instructions"):

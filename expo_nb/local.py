@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_local.ipynb #40b4b625
 from __future__ import annotations
-import ctypes, hashlib, json, os, re, tempfile, time
+import ctypes, hashlib, json, os, re, tempfile, time, urllib.parse
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -403,6 +403,8 @@ def _endpoint(spec: str) -> tuple[str, str]:
     "(base_url, model) of an 'http(s)://host:port/v1#model' spec."
     base_url, _, model = spec.partition("#")
     if not re.match(r"^https?://[^/\s]+", base_url): raise ExpoError(f"bad endpoint spec {spec!r}; use http(s)://host:port/v1#model")
+    try: urllib.parse.urlsplit(base_url).port   # e.g. an unclosed IPv6 bracket or a port that is not a number
+    except ValueError as error: raise ExpoError(f"bad endpoint spec {spec!r} ({error}); use http(s)://host:port/v1#model") from None
     return base_url, model or "default"
 
 def _echo_last_user(request: ChatRequest) -> str:

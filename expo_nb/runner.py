@@ -14,8 +14,8 @@ from .domain import REPHRASE_STYLES
 from .tasks import DEFAULT_SCORE_SCALE, FALLBACKS, resolve_score_scale
 
 # %% auto #0
-__all__ = ['METHODS', 'TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'validate_config', 'RunConfig',
-           'get_preset', 'run_seeds', 'request_tag', 'make_task', 'append_record', 'read_log', 'Proposal',
+__all__ = ['METHODS', 'TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'SUMMARY_KEYS', 'validate_config',
+           'RunConfig', 'get_preset', 'run_seeds', 'request_tag', 'make_task', 'append_record', 'read_log', 'Proposal',
            'MethodDriver', 'prediction_spread_nats', 'make_driver', 'run_lock', 'prompt_token_counts', 'run_loop',
            'sample_temperatures', 'build_task', 'check_credentials', 'saved_domain', 'build_run_domain',
            'read_run_json', 'run']
@@ -588,7 +588,7 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
     stored = _stored_config(out_dir)
     if stored is not None and stored != config:
         raise ExpoError(f"{out_dir} holds a run of a different config; pick another directory or delete it")
-    if (out_dir / "summary.json").exists(): return read_run_json(out_dir / "summary.json", "run summary")
+    if (out_dir / "summary.json").exists(): return _finished_summary(out_dir)
     if chat is None:
         for spec in (config.llm, config.rephraser or config.llm): check_credentials(spec)
     if embedder is None: check_credentials(config.embedder)
@@ -598,7 +598,17 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
     except BaseException:
         if created and not (out_dir / "config.json").exists(): _remove_failed_start(out_dir)
         raise
-    return read_run_json(out_dir / "summary.json", "run summary")
+    return _finished_summary(out_dir)
+
+SUMMARY_KEYS = ("task", "method", "seed", "iterations", "final_metric", "prompt_tokens", "completion_tokens",
+                "cached_calls", "wall_s")
+
+def _finished_summary(out_dir: Path) -> dict:
+    "The summary.json of a finished run, checked to be one (a one-line ExpoError otherwise)."
+    summary = read_run_json(out_dir / "summary.json", "run summary")
+    if not isinstance(summary, dict) or any(key not in summary for key in SUMMARY_KEYS):
+        raise ExpoError(f"{out_dir / 'summary.json'} is not a run summary; delete it and rerun to rebuild it")
+    return summary
 
 # %% ../nbs/30_runner.ipynb #ece21718
 def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool, threads: int | None) -> None:

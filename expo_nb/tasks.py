@@ -76,8 +76,8 @@ def resolve_score_scale(spec: float | str,          # b itself (> 0), "warm-max"
     "The constant b of the score transform: a given number, or K times the largest warm-start objective."
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return _positive_scale(float(spec), spec)
-    rule, _, factor = str(spec).partition(":")
-    if rule not in SCORE_SCALE_RULES:
+    rule, colon, factor = str(spec).partition(":")
+    if rule not in SCORE_SCALE_RULES or colon and not factor:
         raise ExpoError(f"score scale must be a number > 0, 'warm-max' or 'warm-max:K', got {spec!r}")
     try: multiplier = float(factor) if factor else 1.0
     except ValueError: raise ExpoError(f"score scale {spec!r}: K in 'warm-max:K' must be a number > 0") from None

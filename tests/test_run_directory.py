@@ -152,3 +152,34 @@ def test_bounded_options(tmp_path, command, option, value, message):
     code, text = invoke(*args)
     assert code == 2 and message in text and "Traceback" not in text and len(text.strip().splitlines()) == 1, text
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_hostile_battery_findings_are_one_line_errors(tmp_path, command):
+    "The tracebacks tools/hostile.py found: each is now a one-line error."
+    out = tmp_path / "run"
+    assert invoke(*command(out, iterations=1))[0] == 0
+    nested = tmp_path / "nested.json"; nested.write_text("[" * 100_000)
+    (tmp_path / "file").write_text("x")
+    cases = [(command(tmp_path / "a", iterations=1) + ["--llm", "http://[::1"], "bad endpoint spec"),
+             ([a if a != command(tmp_path / "b")[command(tmp_path / "b").index("--domain") + 1] else nested
+               for a in command(tmp_path / "b", iterations=1)], "is not valid JSON"),
+             (["sweep", "linreg-quick", "--out", tmp_path / "file"], "is a file"),
+             (["domain", "linreg-quick", "--out", tmp_path / "file" / "d", "--llm", "scripted", "--embedder", "hashing:8"],
+              "cannot write the domain"),
+             (command(tmp_path / "c", iterations=1) + ["--score-scale", "warm-max:"], "score scale must be")]
+    for args, message in cases:
+        code, text = invoke(*args)
+        assert code == 2 and message in text and "Traceback" not in text and len(text.strip().splitlines()) == 1, (args, text)
+    for garbage in ("[1, 2]", "{}"):
+        (out / "summary.json").write_text(garbage)
+        code, text = invoke(*command(out, iterations=1))
+        assert code == 2 and "is not a run summary" in text, text
+    (out / "summary.json").unlink()
+    log = out / "log.jsonl"
+    record = json.loads(log.read_text().splitlines()[0]); record["metric"] = "high"
+    log.write_text(json.dumps(record) + "\n")
+    code, text = invoke("show", out)
+    assert code == 2 and "missing or non-numeric fields" in text, text
+    log.unlink(); log.mkdir()
+    code, text = invoke("show", out)
+    assert code == 2 and "cannot read" in text and "Traceback" not in text, text
