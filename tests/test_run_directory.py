@@ -154,6 +154,12 @@ def test_bounded_options(tmp_path, command, option, value, message):
     assert not (tmp_path / "run" / "config.json").exists()
 
 
+def _with(args, option, value):
+    "The command `args` with `option` set to `value`."
+    args = list(args)
+    args[args.index(option) + 1] = value
+    return args
+
 def test_hostile_battery_findings_are_one_line_errors(tmp_path, command):
     "The tracebacks tools/hostile.py found: each is now a one-line error."
     out = tmp_path / "run"
@@ -161,8 +167,7 @@ def test_hostile_battery_findings_are_one_line_errors(tmp_path, command):
     nested = tmp_path / "nested.json"; nested.write_text("[" * 100_000)
     (tmp_path / "file").write_text("x")
     cases = [(command(tmp_path / "a", iterations=1) + ["--llm", "http://[::1"], "bad endpoint spec"),
-             ([a if a != command(tmp_path / "b")[command(tmp_path / "b").index("--domain") + 1] else nested
-               for a in command(tmp_path / "b", iterations=1)], "is not valid JSON"),
+             (_with(command(tmp_path / "b", iterations=1), "--domain", nested), "is not valid JSON"),
              (["sweep", "linreg-quick", "--out", tmp_path / "file"], "is a file"),
              (["domain", "linreg-quick", "--out", tmp_path / "file" / "d", "--llm", "scripted", "--embedder", "hashing:8"],
               "cannot write the domain"),
