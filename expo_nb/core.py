@@ -11,9 +11,10 @@ from typing import Any, NamedTuple, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 # %% auto #0
-__all__ = ['ExpoError', 'make_rng', 'TaskDescription', 'MetaInstruction', 'Exemplar', 'exemplar_rank', 'ExemplarSequence',
-           'MetaPrompt', 'Arm', 'atomic_write_bytes', 'PromptDomain', 'description_only', 'instruction_only',
-           'ChatRequest', 'Completion', 'ChatModel', 'Embedder', 'batch_requests']
+__all__ = ['ExpoError', 'make_rng', 'check_int', 'is_number', 'check_number', 'check_choice', 'TaskDescription',
+           'MetaInstruction', 'Exemplar', 'exemplar_rank', 'ExemplarSequence', 'MetaPrompt', 'Arm',
+           'atomic_write_bytes', 'PromptDomain', 'description_only', 'instruction_only', 'ChatRequest', 'Completion',
+           'ChatModel', 'Embedder', 'batch_requests']
 
 # %% ../nbs/00_core.ipynb #cecfc57b
 class ExpoError(ValueError):
@@ -26,6 +27,42 @@ def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     if seed is None or isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)):
         raise ExpoError(f"seed must be an int (got {seed!r}); every run is reproducible from its seed")
     return np.random.default_rng(int(seed))
+
+# %% ../nbs/00_core.ipynb #024792dd
+def _span(low, high) -> str:
+    "' >= low', ' <= high', ' in [low, high]' or '' for the bounds that are set."
+    if low is not None and high is not None: return f" in [{low}, {high}]"
+    if low is not None: return f" >= {low}"
+    return f" <= {high}" if high is not None else ""
+
+def _outside(value, low, high) -> bool:
+    return (low is not None and value < low) or (high is not None and value > high)
+
+def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    "`value` as an int; ExpoError unless it is an integer (not a bool) in [low, high]."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or _outside(value, low, high):
+        raise ExpoError(f"{name} must be an integer{_span(low, high)}, got {value!r}")
+    return int(value)
+
+# %% ../nbs/00_core.ipynb #406d6458
+def is_number(value) -> bool:
+    "True for an int or float (numpy's too) that is finite; never for a bool."
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)): return False
+    return math.isfinite(value)
+
+def check_number(name: str, value, low: float | None = None, high: float | None = None,
+                 positive: bool = False) -> float:
+    "`value` as a float; ExpoError unless it is a finite number in [low, high] (and > 0 if `positive`)."
+    if not is_number(value) or _outside(value, low, high) or (positive and value <= 0):
+        kind = "a positive finite number" if positive else "a finite number"
+        raise ExpoError(f"{name} must be {kind}{_span(low, high)}, got {value!r}")
+    return float(value)
+
+def check_choice(name: str, value, choices):
+    "`value` unchanged; ExpoError unless it is one of `choices`, which the message lists."
+    if isinstance(value, (list, dict, set)) or value not in tuple(choices):
+        raise ExpoError(f"unknown {name} {value!r}; choose one of {tuple(choices)}")
+    return value
 
 # %% ../nbs/00_core.ipynb #e6c25edd
 @dataclass(frozen=True)
