@@ -294,7 +294,7 @@ class RotationEsSelector:
             x = torch.as_tensor(features)
             self.cumulative_scores += (torch.relu(x @ params["W1"].T + params["b1"]) @ params["w2"] + params["b2"]).double().numpy()
 
-    def state_dict(self) -> dict:
+    def state_dict(self, networks: bool = True) -> dict:  # networks: ignored (no networks are stored), as ExpoEsSelector
         "Rng state, cumulative scores and training set, as JSON types (save between iterations, after tell)."
         return {"kind": type(self).__name__, "rng": self.rng.bit_generator.state, "cumulative_scores": self.cumulative_scores.tolist(),
                 "features": [f.tolist() for f in self.features], "scores": list(self.scores)}
@@ -308,13 +308,25 @@ class RotationEsSelector:
         self.features = [np.asarray(f, dtype=np.float32) for f in state["features"]]
         self.scores, self.last_pool = [float(s) for s in state["scores"]], None
 
+    def summary(self) -> dict:
+        "Records, the entropy (nats) of the rotation distribution and its most likely rotation offset."
+        p = self.probabilities
+        entropy = float(-(p * np.log(np.where(p > 0, p, 1.0))).sum())
+        return {"records": len(self.scores), "rotations": self.n_arms, "entropy": entropy,
+                "max_entropy": math.log(self.n_arms), "top_rotation": int(np.argmax(p)), "top_probability": float(p.max())}
+
 # %% ../nbs/13_expo_es.ipynb #146cc91f
 class ExemplarInputExpoSelector(ExpoSelector):
     "EXPO whose network input also holds the exemplar-block embedding (the paper's Fig. 15 ablation)."
     def __init__(self, domain: PromptDomain, eta: float = 100.0, estimator: EstimatorConfig | None = None,
-                 seed: int = 0, start_with_original: bool = True):  # as ExpoSelector
+                 seed: int = 0, start_with_original: bool = True,  # as ExpoSelector
+                 *, context: Callable[[], np.ndarray]):          # () -> embedding of the next prompt's exemplar block
         super().__init__(domain, eta, estimator, seed, start_with_original)
+        if not callable(context):
+            raise ExpoError(f"context must be a function () -> exemplar embedding (1-d floats), got {context!r}")
+        self.context = context
         self.exemplar_embeddings: list[np.ndarray] = []   # one per told record, aligned with self.history
+        self.last_context: np.ndarray | None = None       # the embedding the last ask saw, for the matching tell
         self._pending = False                             # a network trained but not yet added to the sums
 
     def _check_embedding(self, exemplar_embedding) -> np.ndarray:
@@ -331,31 +343,34 @@ class ExemplarInputExpoSelector(ExpoSelector):
         return PromptDomain(self.domain.descriptions, self.domain.instructions, self.domain.description_embeddings,
                             np.concatenate([self.domain.instruction_embeddings, np.tile(e, (k2, 1))], axis=1))
 
-    def ask(self, exemplar_embedding) -> int:
-        "The arm for the next prompt, given the embedding of the exemplar block it will show."
-        context = self.context_domain(exemplar_embedding)
+    def ask(self) -> int:
+        "The arm for the next prompt, in the context of the exemplar block it will show (`context()`, read once)."
+        self.last_context = self._check_embedding(self.context())
         if self._pending:
-            self.last_predictions = self.estimator.predict_domain(context)
+            self.last_predictions = self.estimator.predict_domain(self.context_domain(self.last_context))
             self.cumulative_scores += self.last_predictions; self._pending = False
         return super().ask()
 
-    def tell(self, arm: int, score: float, exemplar_embedding) -> None:
-        "Record the score of (arm, exemplar block) and retrain the network on all records."
-        arm, score, e = self.domain.arm(arm).index, _check_score(score), self._check_embedding(exemplar_embedding)
-        self.history.append((arm, score)); self.exemplar_embeddings.append(e)
+    def tell(self, arm: int, score: float) -> None:
+        "Record the score of (arm, the exemplar block the last ask saw) and retrain the network on all records."
+        arm, score = self.domain.arm(arm).index, _check_score(score)
+        if self.last_context is None: raise ExpoError("tell needs a preceding ask (it records the context ask saw)")
+        self.history.append((arm, score)); self.exemplar_embeddings.append(self.last_context)
         self._fit(); self._pending = True
 
     def _fit(self) -> None:
         arms, scores = zip(*self.history)
-        self.estimator.fit(np.concatenate([self.domain.features(arms), np.stack(self.exemplar_embeddings)], axis=1), np.array(scores))
+        features = np.concatenate([self.domain.features(arms), np.stack(self.exemplar_embeddings)], axis=1)
+        self.estimator.fit(features, np.array(scores))
 
     def state_dict(self) -> dict:
         "ExpoSelector's JSON state plus the exemplar embeddings and whether a network awaits its first ask."
-        return {**super().state_dict(), "exemplar_embeddings": [e.tolist() for e in self.exemplar_embeddings], "pending": self._pending}
+        return {**super().state_dict(), "exemplar_embeddings": [e.tolist() for e in self.exemplar_embeddings],
+                "pending": self._pending}
 
     def load_state_dict(self, state: dict) -> None:
-        "Restore a saved state; a pending network is retrained from the records (seeded, so identical)."
+        "Restore a saved state (the next call must be ask); a pending network is retrained (seeded, so identical)."
         super().load_state_dict(state)
         self.exemplar_embeddings = [np.asarray(e, dtype=np.float32) for e in state["exemplar_embeddings"]]
-        self._pending = bool(state["pending"])
+        self._pending, self.last_context = bool(state["pending"]), None
         if self._pending: self._fit()

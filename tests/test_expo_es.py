@@ -217,15 +217,26 @@ def test_rotation_with_embedder_accumulates_network_predictions():
     np.testing.assert_allclose(rot.cumulative_scores, forward(params, emb.embed([render(r) for r in rots])), atol=1e-5)
 
 
+class Context:
+    "A settable exemplar context: `context()` returns the embedding set last, and counts its calls."
+    def __init__(self, embedding=None): self.embedding, self.calls = embedding, 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.embedding
+
+
 def test_exemplar_input_ablation_matches_explicit_features():
     rng = make_rng(0)
     dom = PromptDomain(["a", "b"], ["c", "d", "e"], rng.normal(size=(2, 3)), rng.normal(size=(3, 2)))
     config = EstimatorConfig(hidden=6, epochs=20)
-    sel = ExemplarInputExpoSelector(dom, eta=5.0, estimator=config, seed=0)
+    context = Context(rng.normal(size=4))
+    sel = ExemplarInputExpoSelector(dom, eta=5.0, estimator=config, seed=0, context=context)
     assert isinstance(sel, ExpoSelector)
-    assert sel.ask(rng.normal(size=4)) == 0                 # like EXPO: the original arm first
+    assert sel.ask() == 0                 # like EXPO: the original arm first
     e1, e2 = rng.normal(size=4), rng.normal(size=4)
-    sel.tell(1, 0.2, e1); sel.tell(4, 0.9, e2)
+    context.embedding = e1; sel.ask(); sel.tell(1, 0.2)
+    context.embedding = e2; sel.ask(); sel.tell(4, 0.9)
     # an independent fit on the explicit 9-d features gives the same predictions
     x_train = np.concatenate([dom.features([1, 4]), np.stack([e1, e2])], axis=1)
     x_all = np.concatenate([dom.features(range(6)), np.tile(e2, (6, 1))], axis=1)
@@ -233,17 +244,61 @@ def test_exemplar_input_ablation_matches_explicit_features():
     reference = ScoreEstimator(config).fit(x_train, np.array([0.2, 0.9])).predict(x_all)
     np.testing.assert_allclose(sel.estimator.predict_domain(sel.context_domain(e2)), reference, atol=1e-5)
     state = pickle.loads(pickle.dumps(sel.state_dict()))
-    a = [sel.ask(e2) for _ in range(5)]
-    np.testing.assert_allclose(sel.cumulative_scores, reference, atol=1e-5)
+    before = sel.cumulative_scores.copy()
+    a = [sel.ask() for _ in range(5)]
+    np.testing.assert_allclose(sel.cumulative_scores - before, reference, atol=1e-5)
     sel.load_state_dict(state)
-    assert [sel.ask(e2) for _ in range(5)] == a
+    assert [sel.ask() for _ in range(5)] == a
+
+
+class OldShapeExemplarInputExpoSelector(ExpoSelector):
+    "The ablation as it was before it became an ArmSelector: ask(embedding), tell(arm, score, embedding)."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.exemplar_embeddings, self._pending = [], False
+
+    def ask(self, e):
+        e = np.asarray(e, dtype=np.float32)
+        if self._pending:
+            k2 = self.domain.shape[1]
+            context = PromptDomain(self.domain.descriptions, self.domain.instructions, self.domain.description_embeddings,
+                                   np.concatenate([self.domain.instruction_embeddings, np.tile(e, (k2, 1))], axis=1))
+            self.last_predictions = self.estimator.predict_domain(context)
+            self.cumulative_scores += self.last_predictions; self._pending = False
+        return super().ask()
+
+    def tell(self, arm, score, e):
+        self.history.append((int(arm), float(score))); self.exemplar_embeddings.append(np.asarray(e, dtype=np.float32))
+        arms, scores = zip(*self.history)
+        features = np.concatenate([self.domain.features(arms), np.stack(self.exemplar_embeddings)], axis=1)
+        self.estimator.fit(features, np.array(scores)); self._pending = True
+
+
+def test_exemplar_input_context_gives_the_numbers_of_the_old_ask_tell_shape():
+    rng = make_rng(3)
+    dom = PromptDomain(["a", "b", "c"], ["d", "e"], rng.normal(size=(3, 4)), rng.normal(size=(2, 3)))
+    config = EstimatorConfig(hidden=8, epochs=15, lr=1e-2)
+    contexts = [rng.normal(size=5).astype(np.float32) for _ in range(8)]
+    context = Context()
+    new = ExemplarInputExpoSelector(dom, 10.0, config, seed=4, context=context)
+    old = OldShapeExemplarInputExpoSelector(dom, 10.0, config, seed=4)
+    for t, e in enumerate(contexts):
+        context.embedding = e
+        arm = new.ask()
+        assert context.calls == t + 1                    # context() is read once per ask
+        assert old.ask(e) == arm
+        score = float(np.sin(arm + t))
+        new.tell(arm, score); old.tell(arm, score, e)
+        np.testing.assert_array_equal(new.cumulative_scores, old.cumulative_scores)
+        if old.last_predictions is not None: np.testing.assert_array_equal(new.last_predictions, old.last_predictions)
+    assert context.calls == len(contexts)                # tell does not read the context
 
 
 def test_exemplar_input_ablation_rejects_foreign_state():
     rng = make_rng(0)
     dom = PromptDomain(["a"], ["c", "d"], rng.normal(size=(1, 3)), rng.normal(size=(2, 2)))
     plain = ExpoSelector(dom, estimator=EstimatorConfig(hidden=4, epochs=2))
-    sel = ExemplarInputExpoSelector(dom, estimator=EstimatorConfig(hidden=4, epochs=2))
+    sel = ExemplarInputExpoSelector(dom, estimator=EstimatorConfig(hidden=4, epochs=2), context=lambda: np.zeros(3))
     with pytest.raises(ExpoError, match="not a saved ExemplarInputExpoSelector state"):
         sel.load_state_dict(plain.state_dict())
 
@@ -258,7 +313,9 @@ def test_exemplar_input_ablation_rejects_foreign_state():
     (lambda: RotationEsSelector(3, eta=-1), "eta must be a positive number"),
     (lambda: RotationEsSelector(3, render=render), "give both embedder and render"),
     (lambda: RotationEsSelector(3).tell(ExemplarSequence(tuple(records(3))), 1.0), "tell needs the sequence returned by the last ask"),
-    (lambda: ExemplarInputExpoSelector("domain"), "domain must be a PromptDomain"),
+    (lambda: ExemplarInputExpoSelector("domain", context=lambda: np.zeros(3)), "domain must be a PromptDomain"),
+    (lambda: ExemplarInputExpoSelector(PromptDomain(["a"], ["b"], np.eye(1), np.eye(1)), context=np.zeros(3)),
+     "context must be a function"),
     (lambda: fit_es_network(np.zeros((0, 3)), np.zeros(0)), "need features (n, d) and scores (n,)"),
 ])
 def test_bad_input_raises_expo_error(make, message):

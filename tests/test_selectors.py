@@ -210,3 +210,23 @@ def test_neuralucb_first_played_arm_enters_the_confidence():
     ucb.tell(0, 0.3)
     assert len(ucb.gradient_log) == 1
     assert ucb.bonus[0] < ucb.bonus[1:].max()   # the played arm is less uncertain than some unplayed one
+
+
+def test_every_selector_matches_its_protocol(domain):
+    from expo_nb.core import ArmSelector, ExemplarSelector
+    from expo_nb.expo_es import ExemplarInputExpoSelector, ExpoEsSelector, RotationEsSelector
+
+    class Embedder:
+        identity, dimension = "zeros", 3
+        def embed(self, texts): return np.zeros((len(texts), 3), np.float32)
+
+    arm_selectors = [ExpoSelector(domain, estimator=SMALL), FixedPromptSelector(domain, arm=0),
+                     UniformRandomSelector(domain), NeuralUcbSelector(domain, SMALL),
+                     ExemplarInputExpoSelector(domain, estimator=SMALL, context=lambda: np.zeros(3))]
+    exemplar_selectors = [ExpoEsSelector(Embedder(), str, size=2, pool=3, n_random=2), RotationEsSelector(3)]
+    for selector in arm_selectors:
+        assert isinstance(selector, ArmSelector), type(selector)   # (runtime protocols check method names only)
+        assert isinstance(selector.ask(), int)
+    for selector in exemplar_selectors:
+        assert isinstance(selector, ExemplarSelector), type(selector)
+        assert isinstance(selector.state_dict(networks=False), dict) and isinstance(selector.summary(), dict)
