@@ -4,29 +4,26 @@
 
 # %% ../nbs/00_core.ipynb #4a28a73c
 from __future__ import annotations
-import json, math, zipfile
-from dataclasses import dataclass, field, asdict
+
+import json
+import math
+import zipfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, Sequence, runtime_checkable
+
 import numpy as np
 
 # %% auto #0
-__all__ = ['ExpoError', 'make_rng', 'check_int', 'is_number', 'check_number', 'check_choice', 'TaskDescription',
-           'MetaInstruction', 'Exemplar', 'exemplar_rank', 'ExemplarSequence', 'MetaPrompt', 'Arm',
-           'atomic_write_bytes', 'PromptDomain', 'description_only', 'instruction_only', 'ChatRequest', 'Completion',
-           'ChatModel', 'Embedder', 'batch_requests', 'ArmSelector', 'ExemplarSelector']
+__all__ = ['ExpoError', 'check_int', 'is_number', 'check_number', 'check_choice', 'make_rng', 'TaskDescription',
+           'MetaInstruction', 'Exemplar', 'exemplar_rank', 'ExemplarSequence', 'MetaPrompt', 'Arm', 'arm_of',
+           'flat_index', 'pair_features', 'atomic_write_bytes', 'PromptDomain', 'restrict_domain', 'description_only',
+           'instruction_only', 'save_domain', 'load_domain', 'ChatRequest', 'Completion', 'ChatModel', 'Embedder',
+           'batch_requests', 'ArmSelector', 'ExemplarSelector']
 
 # %% ../nbs/00_core.ipynb #cecfc57b
 class ExpoError(ValueError):
     "Bad input to an expo_nb component; the message says what is wrong and how to fix it."
-
-# %% ../nbs/00_core.ipynb #6710d75b
-def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    "A seeded numpy generator (a generator passed in is returned unchanged)."
-    if isinstance(seed, np.random.Generator): return seed
-    if seed is None or isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)):
-        raise ExpoError(f"seed must be an int (got {seed!r}); every run is reproducible from its seed")
-    return np.random.default_rng(int(seed))
 
 # %% ../nbs/00_core.ipynb #024792dd
 def _span(low, high) -> str:
@@ -64,6 +61,12 @@ def check_choice(name: str, value, choices):
         raise ExpoError(f"unknown {name} {value!r}; choose one of {tuple(choices)}")
     return value
 
+# %% ../nbs/00_core.ipynb #6710d75b
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    "A seeded numpy generator (a generator passed in is returned unchanged); every run is reproducible from its seed."
+    if isinstance(seed, np.random.Generator): return seed
+    return np.random.default_rng(check_int("seed", seed))
+
 # %% ../nbs/00_core.ipynb #e6c25edd
 @dataclass(frozen=True)
 class TaskDescription:
@@ -88,6 +91,7 @@ def exemplar_rank(exemplar: Exemplar) -> tuple[float, float]:
     "Sort key, ascending from worst to best: the score, then (for equal, e.g. clipped, scores) the lower objective."
     return (float(exemplar.score), -float(exemplar.objective))
 
+# %% ../nbs/00_core.ipynb #18f60bd1
 @dataclass(frozen=True)
 class ExemplarSequence:
     "An ordered selection of exemplars, in the order they appear in the prompt."
@@ -129,6 +133,29 @@ class Arm(NamedTuple):
     description: int   # row of the task description
     instruction: int   # row of the meta-instruction
 
+# %% ../nbs/00_core.ipynb #6f286ef6
+def arm_of(index: int, shape: tuple[int, int]) -> Arm:
+    "The arm of flat `index` in a k1 x k2 domain: the pair (index // k2, index % k2)."
+    k1, k2 = shape
+    try: index = check_int("arm index", index, 0, k1 * k2 - 1)
+    except ExpoError:   # the half-open range is the message the selectors' tests read
+        raise ExpoError(f"arm index must be an int in [0, {k1 * k2}), got {index!r}") from None
+    return Arm(index, index // k2, index % k2)
+
+def flat_index(description: int, instruction: int, shape: tuple[int, int]) -> int:
+    "The flat arm index of the pair (description, instruction): description * k2 + instruction."
+    k1, k2 = shape
+    if not (0 <= description < k1 and 0 <= instruction < k2):
+        raise ExpoError(f"pair ({description}, {instruction}) is outside the {k1} x {k2} domain")
+    return int(description) * k2 + int(instruction)
+
+def pair_features(description_embeddings: np.ndarray, instruction_embeddings: np.ndarray,
+                  arms: Sequence[Arm]) -> np.ndarray:
+    "The rows [g(D_i); g(I_j)] of the given arms, shape (len(arms), d_D + d_I); built on demand, never for all arms."
+    d = description_embeddings[[a.description for a in arms]].reshape(len(arms), -1)
+    i = instruction_embeddings[[a.instruction for a in arms]].reshape(len(arms), -1)
+    return np.concatenate([d, i], axis=1)
+
 # %% ../nbs/00_core.ipynb #8e489d5e
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     "Write `data` to `path` via a temporary file, fsync and rename, so readers never see a partial file."
@@ -140,13 +167,28 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     os.replace(tmp, path)
 
 # %% ../nbs/00_core.ipynb #5238038c
+def _check_domain_texts(descriptions: Sequence[str], instructions: Sequence[str]) -> tuple[list[str], list[str]]:
+    if not descriptions or not instructions:
+        raise ExpoError("the prompt domain is empty: it needs at least one task description and one meta-instruction")
+    for name, texts in (("description", descriptions), ("instruction", instructions)):
+        if not all(isinstance(t, str) and t.strip() for t in texts):
+            raise ExpoError(f"every {name} must be a non-empty string")
+    return list(descriptions), list(instructions)
+
 def _check_embeddings(name: str, texts: Sequence[str], emb) -> np.ndarray:
     emb = np.asarray(emb, dtype=np.float32)
-    if emb.ndim != 2: raise ExpoError(f"{name} embeddings must be a 2-d array (texts x dimension), got shape {emb.shape}")
+    if emb.ndim != 2:
+        raise ExpoError(f"{name} embeddings must be a 2-d array (texts x dimension), got shape {emb.shape}")
     if emb.shape[0] != len(texts):
         raise ExpoError(f"{name}: {len(texts)} texts but {emb.shape[0]} embedding rows; embed every text once")
     if not np.isfinite(emb).all(): raise ExpoError(f"{name} embeddings contain NaN or inf")
     return emb
+
+def _check_domain(domain) -> None:
+    "Check a new domain's texts and embeddings; store them as lists and float32 arrays."
+    domain.descriptions, domain.instructions = _check_domain_texts(list(domain.descriptions), list(domain.instructions))
+    domain.description_embeddings = _check_embeddings("description", domain.descriptions, domain.description_embeddings)
+    domain.instruction_embeddings = _check_embeddings("instruction", domain.instructions, domain.instruction_embeddings)
 
 # %% ../nbs/00_core.ipynb #f27b5a5b
 @dataclass
@@ -158,87 +200,39 @@ class PromptDomain:
     instruction_embeddings: np.ndarray   # (k2, d_I)
     provenance: dict = field(default_factory=dict)
 
-    def __post_init__(self):
-        self.descriptions, self.instructions = list(self.descriptions), list(self.instructions)
-        if not self.descriptions or not self.instructions:
-            raise ExpoError("the prompt domain is empty: it needs at least one task description and one meta-instruction")
-        for name, texts in (("description", self.descriptions), ("instruction", self.instructions)):
-            if not all(isinstance(t, str) and t.strip() for t in texts): raise ExpoError(f"every {name} must be a non-empty string")
-        self.description_embeddings = _check_embeddings("description", self.descriptions, self.description_embeddings)
-        self.instruction_embeddings = _check_embeddings("instruction", self.instructions, self.instruction_embeddings)
+    def __post_init__(self): _check_domain(self)   # lists of non-empty texts, one finite float32 row per text
 
-    @property
-    def shape(self) -> tuple[int, int]: return len(self.descriptions), len(self.instructions)
-    @property
-    def n_arms(self) -> int: return len(self.descriptions) * len(self.instructions)
-    @property
-    def feature_dim(self) -> int: return self.description_embeddings.shape[1] + self.instruction_embeddings.shape[1]
+    shape = property(lambda self: (len(self.descriptions), len(self.instructions)), doc="(k1, k2)")
+    n_arms = property(lambda self: len(self.descriptions) * len(self.instructions), doc="k1 * k2 arms")
+    feature_dim = property(lambda self: self.description_embeddings.shape[1] + self.instruction_embeddings.shape[1],
+                           doc="d_D + d_I, the width of `features`")
 
     def __repr__(self):
-        k1, k2 = self.shape
-        return f"PromptDomain({k1} descriptions x {k2} instructions = {self.n_arms} arms, feature dim {self.feature_dim})"
+        return (f"PromptDomain({self.shape[0]} descriptions x {self.shape[1]} instructions = {self.n_arms} arms, "
+                f"feature dim {self.feature_dim})")
 
-    def arm(self, index: int) -> Arm:
-        "The (description, instruction) pair of a flat arm index."
-        if isinstance(index, (bool, float)) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.n_arms:
-            raise ExpoError(f"arm index must be an int in [0, {self.n_arms}), got {index!r}")
-        k2 = len(self.instructions)
-        return Arm(int(index), int(index) // k2, int(index) % k2)
-
+    def arm(self, index: int) -> Arm: return arm_of(index, self.shape)
     def arm_index(self, description: int, instruction: int) -> int:
-        "The flat index of the pair (description, instruction)."
-        k1, k2 = self.shape
-        if not (0 <= description < k1 and 0 <= instruction < k2):
-            raise ExpoError(f"pair ({description}, {instruction}) is outside the {k1} x {k2} domain")
-        return int(description) * k2 + int(instruction)
-
-    def texts(self, index: int) -> tuple[TaskDescription, MetaInstruction]:
-        "The task description and meta-instruction of an arm."
-        a = self.arm(index)
-        return TaskDescription(self.descriptions[a.description]), MetaInstruction(self.instructions[a.instruction])
-
+        return flat_index(description, instruction, self.shape)
     def features(self, arms: Sequence[int]) -> np.ndarray:
-        "Concatenated [g(D); g(I)] features of the given arms, shape (len(arms), feature_dim)."
-        pairs = [self.arm(a) for a in arms]
-        d = self.description_embeddings[[p.description for p in pairs]].reshape(len(pairs), -1)
-        i = self.instruction_embeddings[[p.instruction for p in pairs]].reshape(len(pairs), -1)
-        return np.concatenate([d, i], axis=1)
-
-    def restrict(self, descriptions: Sequence[int] | None = None, instructions: Sequence[int] | None = None) -> "PromptDomain":
-        "A sub-domain keeping only the given description and instruction rows (None keeps all)."
-        di = list(range(self.shape[0])) if descriptions is None else list(descriptions)
-        ii = list(range(self.shape[1])) if instructions is None else list(instructions)
-        return PromptDomain([self.descriptions[k] for k in di], [self.instructions[k] for k in ii],
-                            self.description_embeddings[di], self.instruction_embeddings[ii],
-                            {**self.provenance, "restricted_to": {"descriptions": di, "instructions": ii}})
-
-    def save(self, directory: Path | str) -> Path:
-        "Save texts + provenance (domain.json) and embeddings (embeddings.npz) into `directory`, atomically."
-        import io
-        directory = Path(directory)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, descriptions=self.description_embeddings, instructions=self.instruction_embeddings)
-        atomic_write_bytes(directory / "embeddings.npz", buf.getvalue())
-        meta = {"descriptions": self.descriptions, "instructions": self.instructions, "provenance": self.provenance}
-        atomic_write_bytes(directory / "domain.json", json.dumps(meta, indent=1).encode())
-        return directory
-
-    @classmethod
-    def load(cls, directory: Path | str) -> "PromptDomain":
-        "Load a domain saved with `PromptDomain.save`."
-        directory = Path(directory)
-        if not (directory / "domain.json").exists(): raise ExpoError(f"no saved prompt domain in {directory} (domain.json missing)")
-        try:
-            meta = json.loads((directory / "domain.json").read_text(encoding="utf-8"))
-            with np.load(directory / "embeddings.npz") as z:
-                return cls(meta["descriptions"], meta["instructions"], z["descriptions"], z["instructions"],
-                           meta.get("provenance", {}))
-        except ExpoError as error: raise ExpoError(f"saved prompt domain in {directory} is inconsistent: {error}") from None
-        except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile) as error:
-            raise ExpoError(f"saved prompt domain in {directory} is damaged ({type(error).__name__}: "
-                            f"{str(error)[:80]}); delete the directory to rebuild it") from None
+        return pair_features(self.description_embeddings, self.instruction_embeddings, [self.arm(a) for a in arms])
+    def texts(self, index: int) -> tuple[TaskDescription, MetaInstruction]:
+        _, d, i = self.arm(index)
+        return TaskDescription(self.descriptions[d]), MetaInstruction(self.instructions[i])
 
 # %% ../nbs/00_core.ipynb #167f9643
+def restrict_domain(domain: PromptDomain, descriptions: Sequence[int] | None = None,
+                    instructions: Sequence[int] | None = None) -> PromptDomain:
+    "A sub-domain keeping only the given description and instruction rows (None keeps all)."
+    di = list(range(domain.shape[0])) if descriptions is None else list(descriptions)
+    ii = list(range(domain.shape[1])) if instructions is None else list(instructions)
+    return PromptDomain([domain.descriptions[k] for k in di], [domain.instructions[k] for k in ii],
+                        domain.description_embeddings[di], domain.instruction_embeddings[ii],
+                        {**domain.provenance, "restricted_to": {"descriptions": di, "instructions": ii}})
+
+PromptDomain.restrict = restrict_domain   # the method spelling, `domain.restrict(instructions=[0])`
+
+# %% ../nbs/00_core.ipynb #8cd02e3b
 def description_only(domain: PromptDomain) -> PromptDomain:
     "The D-only ablation: all descriptions, the original instruction."
     return domain.restrict(instructions=[0])
@@ -246,6 +240,38 @@ def description_only(domain: PromptDomain) -> PromptDomain:
 def instruction_only(domain: PromptDomain) -> PromptDomain:
     "The I-only ablation: the original description, all instructions."
     return domain.restrict(descriptions=[0])
+
+# %% ../nbs/00_core.ipynb #0cb3cba2
+def save_domain(domain: PromptDomain, directory: Path | str) -> Path:
+    "Save texts + provenance (domain.json) and embeddings (embeddings.npz) into `directory`, atomically."
+    import io
+    directory, buf = Path(directory), io.BytesIO()
+    np.savez_compressed(buf, descriptions=domain.description_embeddings, instructions=domain.instruction_embeddings)
+    atomic_write_bytes(directory / "embeddings.npz", buf.getvalue())
+    meta = {"descriptions": domain.descriptions, "instructions": domain.instructions, "provenance": domain.provenance}
+    atomic_write_bytes(directory / "domain.json", json.dumps(meta, indent=1).encode())
+    return directory
+
+PromptDomain.save = save_domain   # `domain.save(directory)`
+
+# %% ../nbs/00_core.ipynb #034d0af0
+def load_domain(directory: Path | str) -> PromptDomain:
+    "Load a domain saved with `save_domain`; a missing, damaged or inconsistent save is an ExpoError that says so."
+    directory = Path(directory)
+    if not (directory / "domain.json").exists():
+        raise ExpoError(f"no saved prompt domain in {directory} (domain.json missing)")
+    try:
+        meta = json.loads((directory / "domain.json").read_text(encoding="utf-8"))
+        with np.load(directory / "embeddings.npz") as z:
+            return PromptDomain(meta["descriptions"], meta["instructions"], z["descriptions"], z["instructions"],
+                                meta.get("provenance", {}))
+    except ExpoError as error:
+        raise ExpoError(f"saved prompt domain in {directory} is inconsistent: {error}") from None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, zipfile.BadZipFile) as error:
+        raise ExpoError(f"saved prompt domain in {directory} is damaged ({type(error).__name__}: "
+                        f"{str(error)[:80]}); delete the directory to rebuild it") from None
+
+PromptDomain.load = staticmethod(load_domain)   # `PromptDomain.load(directory)`
 
 # %% ../nbs/00_core.ipynb #40689fc7
 @dataclass(frozen=True)
@@ -264,14 +290,14 @@ class ChatRequest:
         if not self.messages: raise ExpoError("a chat request needs at least one message")
         if not all(isinstance(m.get("content"), str) and m.get("role") for m in self.messages):
             raise ExpoError("each message needs a 'role' and a string 'content'")
-        if not (math.isfinite(self.temperature) and 0 <= self.temperature <= 2):
-            raise ExpoError(f"temperature must be in [0, 2], got {self.temperature}")
+        check_number("temperature", self.temperature, 0, 2)
         if self.max_tokens < 1: raise ExpoError(f"max_tokens must be >= 1, got {self.max_tokens}")
 
     def key_fields(self) -> dict:
         "The fields that enter a cache key (everything, as plain JSON types)."
-        return {"messages": list(self.messages), "temperature": float(self.temperature), "max_tokens": int(self.max_tokens),
-                "stop": list(self.stop), "sample_index": int(self.sample_index), "tag": self.tag}
+        return {"messages": list(self.messages), "temperature": float(self.temperature),
+                "max_tokens": int(self.max_tokens), "stop": list(self.stop), "sample_index": int(self.sample_index),
+                "tag": self.tag}
 
 # %% ../nbs/00_core.ipynb #a9929168
 @dataclass(frozen=True)
