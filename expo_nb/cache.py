@@ -4,14 +4,22 @@
 
 # %% ../nbs/01_cache.ipynb #f70b7af4
 from __future__ import annotations
-import errno, hashlib, json, os, sqlite3, threading, time
+
+import errno
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
+
 from .core import ExpoError
 
 # %% auto #0
-__all__ = ['cache_key', 'ResponseCache', 'CacheError', 'cache_problem']
+__all__ = ['cache_key', 'connect_cache', 'read_rows', 'write_rows', 'CacheError', 'cache_problem', 'ResponseCache']
 
 # %% ../nbs/01_cache.ipynb #46619714
 def cache_key(namespace: str, # e.g. "chat" or "embed"
@@ -34,56 +42,31 @@ def _set_up(conn: sqlite3.Connection, deadline: float) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline: conn.close(); raise
             time.sleep(0.01)
 
-class ResponseCache:
-    "Key -> JSON dict store in one SQLite file (WAL, multi-process safe, crash safe)."
-    def __init__(self, path: Path | str, # SQLite file, created if missing
-                 timeout: float = 30.0):  # busy timeout in seconds
-        self.path, self.timeout = Path(path), timeout
-        self.stats = {"hits": 0, "misses": 0}
-        self._conn, self._pid, self._lock = None, None, threading.Lock()
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=self.timeout, check_same_thread=False, isolation_level=None)
-            _set_up(conn, time.monotonic() + self.timeout)
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
-    @contextmanager
-    def _using(self):
-        "The connection, under the instance lock; an sqlite3 or OS error leaves as a one-line CacheError."
-        with self._lock:
-            try: yield self._db()
-            except (sqlite3.Error, OSError) as error:
-                raise CacheError(cache_problem(error, self.path, self.timeout)) from error
-    def get_many(self, keys: Iterable[str]) -> dict[str, dict]:
-        "Stored values for those `keys` present."
-        keys = list(dict.fromkeys(keys)); found = {}
-        with self._using() as db:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i:i + 500]
-                rows = db.execute(f"SELECT key, value FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                found.update((k, json.loads(v)) for k, v in rows)
-        self.stats["hits"] += len(found); self.stats["misses"] += len(keys) - len(found)
-        return found
-    def get(self, key: str) -> dict | None: return self.get_many([key]).get(key)
-    def put_many(self, items: dict[str, dict]) -> None:
-        "Store all `items` in one transaction."
-        rows = [(k, json.dumps(v, sort_keys=True)) for k, v in items.items()]
-        with self._using() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try: db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", rows); db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction: db.execute("ROLLBACK")   # SQLite has already rolled back after e.g. a full disk
-                raise
-    def put(self, key: str, value: dict) -> None: self.put_many({key: value})
-    def __len__(self) -> int:
-        with self._using() as db: return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    def close(self) -> None:
-        if self._conn is not None: self._conn.close(); self._conn = None
-    def __getstate__(self): return {"path": self.path, "timeout": self.timeout, "stats": dict(self.stats)}
-    def __setstate__(self, state):
-        self.__init__(state["path"], state["timeout"]); self.stats = state["stats"]
-    def __repr__(self): return f"ResponseCache({str(self.path)!r})"
+def connect_cache(path: Path, timeout: float) -> sqlite3.Connection:
+    "A connection to the SQLite file at `path` (created with its folder if missing), in WAL mode, with the table."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
+    _set_up(conn, time.monotonic() + timeout)
+    return conn
+
+# %% ../nbs/01_cache.ipynb #31395783
+def read_rows(db: sqlite3.Connection, keys: list[str]) -> dict[str, dict]:
+    "The stored values of those `keys` that are present."
+    found = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        rows = db.execute(f"SELECT key, value FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+        found.update((k, json.loads(v)) for k, v in rows)
+    return found
+
+def write_rows(db: sqlite3.Connection, items: dict[str, dict]) -> None:
+    "Store all `items` in one transaction."
+    rows = [(k, json.dumps(v, sort_keys=True)) for k, v in items.items()]
+    db.execute("BEGIN IMMEDIATE")
+    try: db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?)", rows); db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction: db.execute("ROLLBACK")   # SQLite has already rolled back after e.g. a full disk
+        raise
 
 # %% ../nbs/01_cache.ipynb #0a69c847
 class CacheError(ExpoError):
@@ -95,7 +78,8 @@ def cache_problem(error: BaseException, # the sqlite3.Error or OSError raised wh
                   ) -> str:
     "One line: what is wrong with the cache file at `path` and what to do about it."
     text = f"{getattr(error, 'sqlite_errorname', '')} {error}".lower()
-    if path.is_dir(): return f"the cache path {path} is a directory; give a file path, e.g. {path / 'cache.sqlite'}"
+    if path.is_dir():
+        return f"the cache path {path} is a directory; give a file path, e.g. {path / 'cache.sqlite'}"
     if "notadb" in text or "not a database" in text or "malformed" in text:
         return (f"the cache file {path} is not a readable SQLite database (damaged, or another kind of file); "
                 "move it aside or delete it, then rerun")
@@ -103,7 +87,52 @@ def cache_problem(error: BaseException, # the sqlite3.Error or OSError raised wh
         return (f"the cache file {path} stayed locked by another process for more than {timeout:g} s; "
                 "wait for that process to finish, or use another cache file")
     if "full" in text or getattr(error, "errno", None) == errno.ENOSPC:
-        return f"cannot write the cache file {path}: the disk is full; free some space or put the cache on another disk"
+        return (f"cannot write the cache file {path}: the disk is full; "
+                "free some space or put the cache on another disk")
     if "readonly" in text or isinstance(error, PermissionError):
         return f"cannot write the cache file {path}: no permission (read-only file, folder or disk); use another file"
-    return f"cannot use the cache file {path}: {' '.join(str(error).split())}; check the file or use another cache file"
+    return (f"cannot use the cache file {path}: {' '.join(str(error).split())}; "
+            "check the file or use another cache file")
+
+# %% ../nbs/01_cache.ipynb #7428964d
+class _CacheConnection:
+    "The connection to one SQLite file: opened lazily once per process, used under a lock, pickled as its path."
+    def __init__(self, path: Path | str, # SQLite file, created if missing
+                 timeout: float = 30.0):  # busy timeout in seconds
+        self.path, self.timeout = Path(path), timeout
+        self.stats = {"hits": 0, "misses": 0}
+        self._conn, self._pid, self._lock = None, None, threading.Lock()
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            self._conn, self._pid = connect_cache(self.path, self.timeout), os.getpid()
+        return self._conn
+    @contextmanager
+    def _using(self):
+        "The connection, under the instance lock; an sqlite3 or OS error leaves as a one-line CacheError."
+        with self._lock:
+            try: yield self._db()
+            except (sqlite3.Error, OSError) as error:
+                raise CacheError(cache_problem(error, self.path, self.timeout)) from error
+    def close(self) -> None:
+        if self._conn is not None: self._conn.close(); self._conn = None
+    def __getstate__(self): return {"path": self.path, "timeout": self.timeout, "stats": dict(self.stats)}
+    def __setstate__(self, state):
+        self.__init__(state["path"], state["timeout"]); self.stats = state["stats"]
+
+# %% ../nbs/01_cache.ipynb #aa3f29a7
+class ResponseCache(_CacheConnection):
+    "Key -> JSON dict store in one SQLite file (WAL, multi-process safe, crash safe)."
+    def get_many(self, keys: Iterable[str]) -> dict[str, dict]:
+        "Stored values for those `keys` present."
+        keys = list(dict.fromkeys(keys))
+        with self._using() as db: found = read_rows(db, keys)
+        self.stats["hits"] += len(found); self.stats["misses"] += len(keys) - len(found)
+        return found
+    def get(self, key: str) -> dict | None: return self.get_many([key]).get(key)
+    def put_many(self, items: dict[str, dict]) -> None:
+        "Store all `items` in one transaction."
+        with self._using() as db: write_rows(db, items)
+    def put(self, key: str, value: dict) -> None: self.put_many({key: value})
+    def __len__(self) -> int:
+        with self._using() as db: return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    def __repr__(self): return f"ResponseCache({str(self.path)!r})"
