@@ -4,32 +4,32 @@
 
 # %% ../nbs/12_exp3.ipynb #61794f34
 from __future__ import annotations
+
 import math
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
+
 import numpy as np
-from .core import ExpoError, PromptDomain, make_rng
+
+from .core import ExpoError, PromptDomain, check_number, is_number, make_rng
 from .estimator import EstimatorConfig, ScoreEstimator
 
 # %% auto #0
-__all__ = ['arm_probabilities', 'sample_arm', 'ExpoSelector', 'check_feedback', 'check_selector_state', 'selection_summary']
+__all__ = ['arm_probabilities', 'sample_arm', 'check_score', 'check_feedback', 'json_state', 'selector_state',
+           'check_selector_state', 'selection_summary', 'refit_predictions', 'ExpoSelector']
 
 # %% ../nbs/12_exp3.ipynb #53d60a19
 def arm_probabilities(cumulative_scores: np.ndarray,  # (k,) cumulative predicted scores, one per arm
                       eta: float,                     # learning rate / inverse temperature, > 0
                      ) -> np.ndarray:                 # (k,) float64 probabilities summing to 1
     "softmax(eta * cumulative_scores), max-shifted for numerical stability."
-    _check_eta(eta)
+    eta = check_number("eta", eta, positive=True)   # paper: 100 for LR/TSP, 10 for MAB
     scores = np.asarray(cumulative_scores, dtype=np.float64)
-    if scores.ndim != 1 or scores.size == 0: raise ExpoError(f"cumulative_scores must be a non-empty 1-d array, got shape {scores.shape}")
+    if scores.ndim != 1 or scores.size == 0:
+        raise ExpoError(f"cumulative_scores must be a non-empty 1-d array, got shape {scores.shape}")
     if not np.isfinite(scores).all(): raise ExpoError("cumulative_scores contain NaN or inf")
     with np.errstate(over="ignore"):   # eta * (s - max) may be -inf for huge gaps: exp gives 0, as it should
         weights = np.exp(eta * (scores - scores.max()))   # max-shift (paper App. B.4): the largest term is exp(0) = 1
     return weights / weights.sum()
-
-def _check_eta(eta) -> float:
-    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating, np.integer)) or not (math.isfinite(eta) and eta > 0):
-        raise ExpoError(f"eta must be a positive finite number (paper: 100 for LR/TSP, 10 for MAB), got {eta!r}")
-    return float(eta)
 
 # %% ../nbs/12_exp3.ipynb #3202471a
 def sample_arm(probabilities: np.ndarray,    # (k,) non-negative, summing to 1
@@ -37,30 +37,86 @@ def sample_arm(probabilities: np.ndarray,    # (k,) non-negative, summing to 1
               ) -> int:                      # the sampled arm index
     "Draw one arm index from a probability vector by inverse-CDF sampling."
     p = np.asarray(probabilities, dtype=np.float64)
-    if p.ndim != 1 or p.size == 0: raise ExpoError(f"probabilities must be a non-empty 1-d array, got shape {p.shape}")
+    if p.ndim != 1 or p.size == 0:
+        raise ExpoError(f"probabilities must be a non-empty 1-d array, got shape {p.shape}")
     if not np.isfinite(p).all() or (p < 0).any() or abs(p.sum() - 1.0) > 1e-6:
         raise ExpoError("probabilities must be finite, non-negative and sum to 1")
     cdf = np.cumsum(p)
     index = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
     return min(index, p.size - 1)   # guard against the last cdf entry rounding below u
 
+# %% ../nbs/12_exp3.ipynb #c4ba127a
+def check_score(score) -> float:
+    "`score` as a float; ExpoError unless it is a finite number (not a bool)."
+    if not is_number(score):
+        raise ExpoError(f"score must be a finite number, got {score!r}; "
+                        "give invalid replies a finite score (e.g. the worst seen)")
+    return float(score)
+
+def check_feedback(domain: PromptDomain, arm, score) -> tuple[int, float]:
+    "Validate a told (arm, score) pair for any selector over `domain`; return them as (int, float)."
+    arm = domain.arm(arm).index   # raises ExpoError for an out-of-range or non-integer arm
+    return arm, check_score(score)
+
+# %% ../nbs/12_exp3.ipynb #c44b8056
+def json_state(value):
+    "`value` as JSON types: arrays and tuples as lists, a generator as its bit-generator state, a dataclass as a dict."
+    if isinstance(value, np.ndarray): return value.tolist()
+    if isinstance(value, np.random.Generator): return value.bit_generator.state
+    if is_dataclass(value): return asdict(value)
+    if isinstance(value, (list, tuple)): return [json_state(v) for v in value]
+    return value
+
+def selector_state(selector, *names: str) -> dict:
+    "A selector's saved state: its class name and domain shape, then its attributes `names` as JSON types."
+    fields = {name: json_state(getattr(selector, name)) for name in names}
+    return {"kind": type(selector).__name__, "shape": list(selector.domain.shape), **fields}
+
+def check_selector_state(selector, state: dict) -> None:
+    "Refuse a saved state made by another selector class or for a domain of another shape."
+    kind = state.get("kind") if isinstance(state, dict) else None
+    if kind != type(selector).__name__: raise ExpoError(f"not a saved {type(selector).__name__} state (kind={kind!r})")
+    shape = tuple(state["shape"])
+    if shape != selector.domain.shape:
+        raise ExpoError(f"saved state is for a {shape} domain, this selector has {selector.domain.shape}")
+
+# %% ../nbs/12_exp3.ipynb #5d2625ac
+def selection_summary(domain: PromptDomain, probabilities: np.ndarray, values: np.ndarray, iterations: int,
+                      top: int) -> dict:
+    "Iterations, entropy (nats) of `probabilities` and the `top` most likely arms with their `values`."
+    entropy = max(0.0, float(-(probabilities * np.log(np.where(probabilities > 0, probabilities, 1.0))).sum()))
+    order = np.argsort(-probabilities, kind="stable")[:top]
+    arms = [domain.arm(int(a)) for a in order]
+    rows = [{"arm": arm.index, "description": arm.description, "instruction": arm.instruction,
+             "probability": float(probabilities[arm.index]), "value": float(values[arm.index])} for arm in arms]
+    return {"iterations": iterations, "n_arms": domain.n_arms, "entropy": entropy,
+            "max_entropy": math.log(domain.n_arms), "top_arms": rows}
+
+# %% ../nbs/12_exp3.ipynb #e4ee4cff
+def refit_predictions(estimator: ScoreEstimator,             # retrained in place, from its seeded initialisation
+                      domain: PromptDomain,                  # the arms (their features come from here)
+                      history: list[tuple[int, float]],      # every told (arm, score) pair so far
+                     ) -> np.ndarray:                         # (n_arms,) predictions, to add to the cumulative scores
+    "Algorithm 1, lines 8-9: retrain the score network on all history, then predict every arm (factorized)."
+    arms, scores = zip(*history)
+    estimator.fit(domain.features(arms), np.array(scores), domain=domain)   # trains in the domain span
+    return estimator.predict_domain(domain)
+
 # %% ../nbs/12_exp3.ipynb #d566bd8b
 class ExpoSelector:
     "EXPO: EXP3-style sampling of (description, instruction) arms from cumulative NN-predicted scores."
-
     def __init__(self, domain: PromptDomain,                   # the k1 x k2 arms with their embeddings
                  eta: float = 100.0,                           # softmax inverse temperature (paper: 100 LR/TSP, 10 MAB)
                  estimator: EstimatorConfig | None = None,     # the score network's config; None -> EstimatorConfig()
                  seed: int = 0,                                # seeds the arm sampling
                  start_with_original: bool = True):            # the first ask (no history yet) returns arm 0
-        if not isinstance(domain, PromptDomain): raise ExpoError(f"domain must be a PromptDomain, got {type(domain).__name__}")
-        self.domain, self.eta, self.start_with_original = domain, _check_eta(eta), bool(start_with_original)
-        self.config = estimator or EstimatorConfig()
-        self.estimator = ScoreEstimator(self.config)
-        self.rng = make_rng(seed)
+        if not isinstance(domain, PromptDomain):
+            raise ExpoError(f"domain must be a PromptDomain, got {type(domain).__name__}")
+        self.domain, self.eta = domain, check_number("eta", eta, positive=True)
+        self.start_with_original, self.config = bool(start_with_original), estimator or EstimatorConfig()
+        self.estimator, self.rng = ScoreEstimator(self.config), make_rng(seed)
         self.cumulative_scores = np.zeros(domain.n_arms, dtype=np.float64)
-        self.history: list[tuple[int, float]] = []   # told (arm, score) pairs, in order
-        self.last_predictions: np.ndarray | None = None
+        self.history, self.last_predictions = [], None   # told (arm, score) pairs in order; the last tell's predictions
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -74,53 +130,22 @@ class ExpoSelector:
 
     def tell(self, arm: int, score: float) -> None:
         "Record the score of a played arm, retrain the estimator on all history, update the cumulative scores."
-        arm, score = check_feedback(self.domain, arm, score)
-        self.history.append((arm, score))
-        arms, scores = zip(*self.history)
-        self.estimator.fit(self.domain.features(arms), np.array(scores), domain=self.domain)   # trains in the domain span
-        self.last_predictions = self.estimator.predict_domain(self.domain)
+        self.history.append(check_feedback(self.domain, arm, score))
+        self.last_predictions = refit_predictions(self.estimator, self.domain, self.history)
         self.cumulative_scores += self.last_predictions
 
     def state_dict(self) -> dict:
         "Everything needed to continue bit for bit, as JSON-serialisable types."
-        return {"kind": type(self).__name__, "shape": list(self.domain.shape), "eta": self.eta,
-                "start_with_original": self.start_with_original, "config": asdict(self.config),
-                "history": [[a, s] for a, s in self.history], "cumulative_scores": self.cumulative_scores.tolist(),
-                "rng": self.rng.bit_generator.state}
+        return selector_state(self, "eta", "start_with_original", "config", "history", "cumulative_scores", "rng")
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict` (the domain must have the same shape)."
         check_selector_state(self, state)
-        self.eta, self.start_with_original = _check_eta(state["eta"]), bool(state["start_with_original"])
-        self.history = [(int(a), float(s)) for a, s in state["history"]]
+        self.eta = check_number("eta", state["eta"], positive=True)
+        self.start_with_original, self.rng.bit_generator.state = bool(state["start_with_original"]), state["rng"]
+        self.history, self.last_predictions = [(int(a), float(s)) for a, s in state["history"]], None
         self.cumulative_scores = np.array(state["cumulative_scores"], dtype=np.float64)
-        self.rng.bit_generator.state = state["rng"]
-        self.last_predictions = None
 
     def summary(self, top: int = 5) -> dict:
         "Iterations, entropy of the sampling distribution (nats) and the `top` most likely arms."
         return selection_summary(self.domain, self.probabilities, self.cumulative_scores, len(self.history), top)
-
-# %% ../nbs/12_exp3.ipynb #c4ba127a
-def check_feedback(domain: PromptDomain, arm, score) -> tuple[int, float]:
-    "Validate a told (arm, score) pair for any selector over `domain`; return them as (int, float)."
-    arm = domain.arm(arm).index   # raises ExpoError for an out-of-range or non-integer arm
-    if isinstance(score, bool) or not isinstance(score, (int, float, np.floating, np.integer)) or not math.isfinite(score):
-        raise ExpoError(f"score must be a finite number, got {score!r}; give invalid replies a finite score (e.g. the worst seen)")
-    return arm, float(score)
-
-def check_selector_state(selector, state: dict) -> None:
-    "Refuse a saved state made by another selector class or for a domain of another shape."
-    if not isinstance(state, dict) or state.get("kind") != type(selector).__name__:
-        raise ExpoError(f"not a saved {type(selector).__name__} state (kind={state.get('kind') if isinstance(state, dict) else None!r})")
-    if list(state["shape"]) != list(selector.domain.shape):
-        raise ExpoError(f"saved state is for a {tuple(state['shape'])} domain, this selector has {selector.domain.shape}")
-
-def selection_summary(domain: PromptDomain, probabilities: np.ndarray, values: np.ndarray, iterations: int, top: int) -> dict:
-    "Iterations, entropy (nats) of `probabilities` and the `top` most likely arms with their `values`."
-    entropy = max(0.0, float(-(probabilities * np.log(np.where(probabilities > 0, probabilities, 1.0))).sum()))
-    order = np.argsort(-probabilities, kind="stable")[:top]
-    rows = [{"arm": int(a), "description": domain.arm(int(a)).description, "instruction": domain.arm(int(a)).instruction,
-             "probability": float(probabilities[a]), "value": float(values[a])} for a in order]
-    return {"iterations": iterations, "n_arms": domain.n_arms, "entropy": entropy,
-            "max_entropy": math.log(domain.n_arms), "top_arms": rows}
