@@ -4,26 +4,36 @@
 
 # %% ../nbs/02_llm.ipynb #0cf8bd7d
 from __future__ import annotations
-import hashlib, os, random, threading, time
+
+import hashlib
+import os
+import random
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlparse
+
 import numpy as np
-from .core import ExpoError, ChatRequest, Completion
+
 from .cache import ResponseCache, cache_key
+from .core import ChatRequest, Completion, ExpoError, check_int
 
 # %% auto #0
-__all__ = ['OPENAI_API_URL', 'OPENAI_EMBEDDING_DIMENSIONS', 'LLMCallError', 'MalformedReply', 'endpoint_url', 'call_with_retries',
-           'UsageMeter', 'sampling_seed', 'PartialBatchError', 'OpenAIChat', 'CachedChat', 'OpenAIEmbedder']
+__all__ = ['OPENAI_API_URL', 'OPENAI_EMBEDDING_DIMENSIONS', 'LLMCallError', 'MalformedReply', 'endpoint_url', 'retry_delay',
+           'call_with_retries', 'UsageMeter', 'sampling_seed', 'PartialBatchError', 'run_concurrently', 'batch_result',
+           'chat_arguments', 'OpenAIChat', 'completion_record', 'cached_completion', 'CachedChat', 'known_dimension',
+           'OpenAIEmbedder']
 
-# %% ../nbs/02_llm.ipynb #60e8739b
+# %% ../nbs/02_llm.ipynb #013a1147
 class LLMCallError(ExpoError):
     "A model call failed for good (after retries, or with a non-retryable status)."
 
 class MalformedReply(Exception):
     "A 200 reply that breaks the protocol (no choices, null content, too few embeddings): retried, never cached."
 
+# %% ../nbs/02_llm.ipynb #60e8739b
 OPENAI_API_URL = "https://api.openai.com/v1"
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1"}
 
@@ -43,16 +53,18 @@ def _make_client(base_url, api_key_env, timeout):
     import openai
     return openai.OpenAI(api_key=_api_key(api_key_env, base_url), base_url=base_url, timeout=timeout, max_retries=0)
 
+# %% ../nbs/02_llm.ipynb #83163f68
 def _retryable(exc) -> tuple[bool, object]:
     "(retry?, status) for an exception raised by the openai client or by a reply check."
     import openai
     if isinstance(exc, MalformedReply): return True, "malformed reply"
-    if isinstance(exc, openai.APIStatusError): return exc.status_code == 429 or exc.status_code >= 500, exc.status_code
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500, exc.status_code
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)): return True, type(exc).__name__
-    if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)): return True, f"malformed response ({type(exc).__name__})"
+    if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
+        return True, f"malformed response ({type(exc).__name__})"
     return False, type(exc).__name__
 
-# %% ../nbs/02_llm.ipynb #83163f68
 def _failure(what: str, status, attempts: int, exc: BaseException, api_key_env: str) -> str:
     "The one-line message of a call that failed for good; never the key, and a 401 names the key's variable."
     if status == 401:
@@ -61,6 +73,18 @@ def _failure(what: str, status, attempts: int, exc: BaseException, api_key_env: 
     if key: detail = detail.replace(key, f"${api_key_env}")
     return f"{what} failed: status {status} after {attempts} attempt(s): {detail[:300]}"
 
+# %% ../nbs/02_llm.ipynb #adda8bf4
+def retry_delay(attempt: int, backoff_base: float, retry_after: float, rng: random.Random) -> float:
+    "Seconds to wait before retry `attempt` (1, 2, ...): b * 2^(attempt-1), at least Retry-After, jittered, <= 30 s."
+    return min(max(backoff_base * 2 ** (attempt - 1), retry_after) * (1 + rng.random() * 0.25), 30.0)
+
+def _retry_after(exc) -> float:
+    "The server's Retry-After header in seconds, 0 when there is none or it is not a number."
+    headers = getattr(getattr(exc, "response", None), "headers", {}) or {}
+    try: return float(headers.get("retry-after", 0))
+    except (TypeError, ValueError): return 0.0
+
+# %% ../nbs/02_llm.ipynb #0be2a1df
 def call_with_retries(fn, # zero-argument call
                       what: str, # e.g. "model gpt-4o-mini at https://..."
                       max_retries: int = 4, backoff_base: float = 0.5, rng: random.Random | None = None,
@@ -74,11 +98,7 @@ def call_with_retries(fn, # zero-argument call
             retry, status = _retryable(exc)
             if not retry or attempt > max_retries:
                 raise LLMCallError(_failure(what, status, attempt, exc, api_key_env)) from exc
-            delay = backoff_base * 2 ** (attempt - 1)
-            after = getattr(getattr(exc, "response", None), "headers", {}) or {}
-            try: delay = max(delay, float(after.get("retry-after", 0)))
-            except (TypeError, ValueError): pass
-            time.sleep(min(delay * (1 + rng.random() * 0.25), 30.0))
+            time.sleep(retry_delay(attempt, backoff_base, _retry_after(exc), rng))
 
 # %% ../nbs/02_llm.ipynb #3cebc7d6
 def _completion(resp) -> Completion:
@@ -118,7 +138,8 @@ class UsageMeter:
     def usage(self) -> dict:
         "Totals: prompt_tokens, completion_tokens, calls, cached_calls."
         fresh = [r for r in self.records if not r["cached"]]
-        return {"prompt_tokens": sum(r["prompt_tokens"] for r in fresh), "completion_tokens": sum(r["completion_tokens"] for r in fresh),
+        return {"prompt_tokens": sum(r["prompt_tokens"] for r in fresh),
+                "completion_tokens": sum(r["completion_tokens"] for r in fresh),
                 "calls": len(fresh), "cached_calls": len(self.records) - len(fresh)}
 
 # %% ../nbs/02_llm.ipynb #d8f0aba9
@@ -127,18 +148,43 @@ def sampling_seed(request: ChatRequest) -> int:
     text = f"0|{request.tag}|{int(request.sample_index)}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
+# %% ../nbs/02_llm.ipynb #0d7eabf2
 class PartialBatchError(LLMCallError):
     "Some requests of a batch failed for good; `completed` maps the positions of the others to their completions."
     def __init__(self, message: str, completed: dict[int, Completion]):
         super().__init__(message); self.completed = completed
 
-def _batch_results(futures) -> tuple[dict[int, Completion], list[LLMCallError]]:
-    "({position: completion} of the futures that succeeded, the LLMCallErrors of the others)."
+def run_concurrently(call: Callable, items: Sequence, max_workers: int) -> tuple[dict[int, Any], list[LLMCallError]]:
+    "`call` on each item in a pool of `max_workers` threads: ({position: result} of the successes, the LLMCallErrors)."
+    with ThreadPoolExecutor(min(max_workers, len(items))) as pool:
+        futures = [pool.submit(call, item) for item in items]
     done, errors = {}, []
     for i, future in enumerate(futures):
         try: done[i] = future.result()
         except LLMCallError as error: errors.append(error)
     return done, errors
+
+def batch_result(done: dict[int, Completion], errors: list[LLMCallError], n: int) -> list[Completion]:
+    "The `n` completions in order, or a PartialBatchError carrying `done` when some requests failed."
+    if errors: raise PartialBatchError(f"{errors[0]} ({len(errors)} of {n} requests failed)", done) from errors[0]
+    return [done[i] for i in range(n)]
+
+# %% ../nbs/02_llm.ipynb #3d2256df
+def chat_arguments(model: str, request: ChatRequest, extra_body: dict | None = None, send_seed: bool = True) -> dict:
+    "The keyword arguments of `client.chat.completions.create` for one request."
+    seed = {"seed": sampling_seed(request)} if send_seed else {}
+    return dict(model=model, messages=list(request.messages), temperature=request.temperature,
+                max_tokens=request.max_tokens, stop=list(request.stop) or None, extra_body=extra_body, **seed)
+
+def _retried(model, call: Callable, kind: str = "model"):
+    "`call_with_retries` with the model's retry settings and key variable; errors name `kind`, model and endpoint."
+    what = f"{kind} {model.model} at {model.base_url}"
+    return call_with_retries(call, what, model.max_retries, model.backoff_base, api_key_env=model.api_key_env)
+
+def _model_repr(model) -> str:
+    "`Class(model=..., base_url=..., api_key_env=...)`: the endpoint and the key's variable, never the key."
+    m = model
+    return f"{type(m).__name__}(model={m.model!r}, base_url={m.base_url!r}, api_key_env={m.api_key_env!r})"
 
 # %% ../nbs/02_llm.ipynb #9d6e4a2b
 class OpenAIChat:
@@ -147,34 +193,34 @@ class OpenAIChat:
                  timeout: float = 60.0, max_retries: int = 4, max_concurrency: int = 8,
                  backoff_base: float = 0.5, extra_body: dict | None = None,
                  send_seed: bool = True):  # send `seed = sampling_seed(request)` with each request
-        if max_concurrency < 1: raise ExpoError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if max_retries < 0: raise ExpoError(f"max_retries must be >= 0, got {max_retries}")
+        self.max_concurrency = check_int("max_concurrency", max_concurrency, 1)
+        self.max_retries, self.backoff_base = check_int("max_retries", max_retries, 0), backoff_base
         self.model, self.base_url, self.api_key_env, self.timeout = model, endpoint_url(base_url), api_key_env, timeout
-        self.max_retries, self.max_concurrency, self.backoff_base, self.extra_body = max_retries, max_concurrency, backoff_base, extra_body
-        self.send_seed, self.meter = send_seed, UsageMeter()
+        self.extra_body, self.send_seed, self.meter = extra_body, send_seed, UsageMeter()
     @property
     def identity(self) -> str: return f"openai-chat:{self.base_url}:{self.model}"
-    def __repr__(self): return f"OpenAIChat(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
+    __repr__ = _model_repr
     def _one(self, client, request: ChatRequest) -> Completion:
-        seed = {"seed": sampling_seed(request)} if self.send_seed else {}
-        call = lambda: _completion(client.chat.completions.create(model=self.model, messages=list(request.messages),
-            temperature=request.temperature, max_tokens=request.max_tokens, stop=list(request.stop) or None,
-            extra_body=self.extra_body, **seed))
-        return call_with_retries(call, f"model {self.model} at {self.base_url}", self.max_retries, self.backoff_base,
-                                 api_key_env=self.api_key_env)
+        args = chat_arguments(self.model, request, self.extra_body, self.send_seed)
+        return _retried(self, lambda: _completion(client.chat.completions.create(**args)))
     def complete(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         "Completions for `requests`, in order, drawn concurrently; PartialBatchError when some fail for good."
         requests = list(requests)
         if not requests: return []
         client = _make_client(self.base_url, self.api_key_env, self.timeout)
-        with ThreadPoolExecutor(min(self.max_concurrency, len(requests))) as pool:
-            futures = [pool.submit(self._one, client, r) for r in requests]
-        done, errors = _batch_results(futures)
+        done, errors = run_concurrently(lambda r: self._one(client, r), requests, self.max_concurrency)
         self.meter.record(list(done.values()), self.identity)
-        if errors:
-            message = f"{errors[0]} ({len(errors)} of {len(requests)} requests failed)"
-            raise PartialBatchError(message, done) from errors[0]
-        return [done[i] for i in range(len(requests))]
+        return batch_result(done, errors, len(requests))
+
+# %% ../nbs/02_llm.ipynb #906292e0
+def completion_record(completion: Completion) -> dict:
+    "The JSON the cache stores for a completion."
+    return {"text": completion.text, "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens}
+
+def cached_completion(record: dict) -> Completion:
+    "The completion a cache hit returns."
+    return Completion(record["text"], record["prompt_tokens"], record["completion_tokens"], cached=True)
 
 # %% ../nbs/02_llm.ipynb #a7ddae2f
 class CachedChat:
@@ -185,8 +231,7 @@ class CachedChat:
     def identity(self) -> str: return self.inner.identity
     def __repr__(self): return f"CachedChat({self.inner!r}, {self.cache!r})"
     def _store(self, completions: dict[str, Completion]) -> None:
-        self.cache.put_many({k: {"text": c.text, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens}
-                             for k, c in completions.items()})
+        self.cache.put_many({k: completion_record(c) for k, c in completions.items()})
     def complete(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         "Completions in order; only cache misses reach the inner model, and whatever it answers is stored."
         requests = list(requests)
@@ -197,22 +242,28 @@ class CachedChat:
         except PartialBatchError as error:
             self._store({keys[miss[j]]: c for j, c in error.completed.items()}); raise
         self._store({keys[i]: c for i, c in fresh.items()})
-        hit = lambda k: Completion(found[k]["text"], found[k]["prompt_tokens"], found[k]["completion_tokens"], cached=True)
-        out = [fresh[i] if i in fresh else hit(k) for i, k in enumerate(keys)]
+        out = [fresh[i] if i in fresh else cached_completion(found[k]) for i, k in enumerate(keys)]
         self.meter.record(out, self.identity)
         return out
 
-# %% ../nbs/02_llm.ipynb #55c37598
-OPENAI_EMBEDDING_DIMENSIONS = {"text-embedding-3-large": 3072, "text-embedding-3-small": 1536, "text-embedding-ada-002": 1536}
+# %% ../nbs/02_llm.ipynb #a1e65992
+OPENAI_EMBEDDING_DIMENSIONS = {"text-embedding-3-large": 3072, "text-embedding-3-small": 1536,
+                               "text-embedding-ada-002": 1536}
 
+def known_dimension(model: str, base_url: str, dimension: int | None = None) -> int | None:
+    "`dimension` if given, else the published one of an OpenAI model on the OpenAI API, else None (read from a reply)."
+    if dimension is None and base_url == OPENAI_API_URL: return OPENAI_EMBEDDING_DIMENSIONS.get(model)
+    return dimension
+
+# %% ../nbs/02_llm.ipynb #55c37598
 class OpenAIEmbedder:
     "Embedder over an OpenAI-compatible /embeddings endpoint."
-    def __init__(self, model: str = "text-embedding-3-large", base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 batch_size: int = 256, dimension: int | None = None, timeout: float = 60.0, max_retries: int = 4, backoff_base: float = 0.5):
-        if batch_size < 1: raise ExpoError(f"batch_size must be >= 1, got {batch_size}")
-        base_url = endpoint_url(base_url)
-        if dimension is None and base_url == OPENAI_API_URL: dimension = OPENAI_EMBEDDING_DIMENSIONS.get(model)
-        self.model, self.base_url, self.api_key_env, self.batch_size, self._dimension = model, base_url, api_key_env, batch_size, dimension
+    def __init__(self, model: str = "text-embedding-3-large", base_url: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", batch_size: int = 256, dimension: int | None = None,
+                 timeout: float = 60.0, max_retries: int = 4, backoff_base: float = 0.5):
+        self.model, self.base_url, self.api_key_env = model, endpoint_url(base_url), api_key_env
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self._dimension = known_dimension(model, self.base_url, dimension)
         self.timeout, self.max_retries, self.backoff_base = timeout, max_retries, backoff_base
     @property
     def identity(self) -> str: return f"openai-embed:{self.base_url}:{self.model}"
@@ -220,15 +271,13 @@ class OpenAIEmbedder:
     def dimension(self) -> int:
         if self._dimension is None: self.embed(["dimension probe"])
         return self._dimension
-    def __repr__(self): return f"OpenAIEmbedder(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
+    __repr__ = _model_repr
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         "float32 (n, dimension) embeddings, in order, in batches."
         texts, client, rows = list(texts), _make_client(self.base_url, self.api_key_env, self.timeout), []
         for i in range(0, len(texts), self.batch_size):
             batch = texts[i:i + self.batch_size]
             reply = lambda: client.embeddings.create(model=self.model, input=batch)
-            call = lambda: _embedding_rows(reply(), len(batch), self._dimension)
-            rows += call_with_retries(call, f"embedding model {self.model} at {self.base_url}", self.max_retries,
-                                      self.backoff_base, api_key_env=self.api_key_env)
+            rows += _retried(self, lambda: _embedding_rows(reply(), len(batch), self._dimension), "embedding model")
             self._dimension = self._dimension or len(rows[0])
         return np.asarray(rows, dtype=np.float32).reshape(len(texts), self._dimension or 0)
