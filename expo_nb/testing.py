@@ -4,21 +4,30 @@
 
 # %% ../nbs/03_testing.ipynb #d18edb2e
 from __future__ import annotations
-import hashlib, json, threading, time
+
+import hashlib
+import json
+import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Sequence
+
 import numpy as np
-from .core import ExpoError, ChatRequest, Completion
+
+from .core import ChatRequest, Completion, ExpoError
 
 # %% auto #0
-__all__ = ['ScriptedChat', 'FakeOpenAIServer']
+__all__ = ['MODELS_REPLY', 'ScriptedChat', 'fake_vector', 'fake_chat_reply', 'fake_embedding_reply', 'fault_response',
+           'FakeOpenAIServer']
 
 # %% ../nbs/03_testing.ipynb #5390d6c0
 class ScriptedChat:
     "Deterministic ChatModel answering from a script; records `.requests`."
-    def __init__(self, replies: list[str] | dict[str, str] | Callable[[ChatRequest], str], identity: str = "scripted"):
-        if isinstance(replies, (list, tuple)) and not replies: raise ExpoError("ScriptedChat needs at least one reply")
+    def __init__(self, replies: list[str] | dict[str, str] | Callable[[ChatRequest], str],
+                 identity: str = "scripted"):
+        if isinstance(replies, (list, tuple)) and not replies:
+            raise ExpoError("ScriptedChat needs at least one reply")
         self.replies, self.identity, self.requests, self._next = replies, identity, [], 0
     def _reply(self, request: ChatRequest) -> str:
         if callable(self.replies): return self.replies(request)
@@ -34,8 +43,65 @@ class ScriptedChat:
         out = []
         for request in requests:
             self.requests.append(request); text = self._reply(request)
-            out.append(Completion(text, sum(len(m["content"].split()) for m in request.messages), len(text.split())))
+            prompt_words = sum(len(m["content"].split()) for m in request.messages)
+            out.append(Completion(text, prompt_words, len(text.split())))
         return out
+
+# %% ../nbs/03_testing.ipynb #66417404
+def fake_vector(text: str, dimension: int) -> list[float]:
+    "Deterministic unit vector from a hash of the text."
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).standard_normal(dimension)
+    return (v / np.linalg.norm(v)).tolist()
+
+def fake_chat_reply(body: dict, text: str) -> dict:
+    "A /chat/completions reply with one choice, `text`, and word counts as usage."
+    prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
+    message = {"role": "assistant", "content": text}
+    return {"id": "fake", "object": "chat.completion", "created": 0, "model": body.get("model", ""),
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()), "total_tokens": 0}}
+
+def fake_embedding_reply(body: dict, dimension: int) -> dict:
+    "An /embeddings reply with one `fake_vector` per input (a string or a list of them), with its index."
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = [{"object": "embedding", "index": i, "embedding": fake_vector(t, dimension)} for i, t in enumerate(inputs)]
+    return {"object": "list", "model": body.get("model", ""), "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            "data": data}
+
+# %% ../nbs/03_testing.ipynb #173b5134
+def fault_response(fault: int | str, retry_after: float) -> tuple[int, bytes, list] | None:
+    "(status, body, headers) of an injected fault; None when the fault is not a response (`'drop'`)."
+    if fault == "broken_json": return 200, b'{"choices": [', []
+    if isinstance(fault, int):
+        headers = [("Retry-After", str(retry_after))] if fault == 429 else []
+        return fault, json.dumps({"error": {"message": f"injected {fault}"}}).encode(), headers
+    return None
+
+# %% ../nbs/03_testing.ipynb #e984d2bd
+MODELS_REPLY = {"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]}
+
+def _make_handler(server):
+    "The handler class of one FakeOpenAIServer."
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args): pass
+        def _send(self, status, payload: bytes, headers=()):
+            self.send_response(status); self.send_header("Content-Type", "application/json")
+            for k, v in headers: self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload))); self.end_headers(); self.wfile.write(payload)
+        def do_GET(self): self._send(200, json.dumps(MODELS_REPLY).encode())
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            with server._lock:
+                server.requests.append({"path": self.path, "body": body, "headers": headers})
+                fault = server.faults.popleft() if server.faults else None
+            time.sleep(server.delay)
+            if fault == "drop": self.close_connection = True; self.connection.shutdown(2); return
+            response = fault_response(fault, server.retry_after) if fault is not None else None
+            if response: return self._send(*response)
+            self._send(200, json.dumps(server._answer(self.path, body)).encode())
+    return Handler
 
 # %% ../nbs/03_testing.ipynb #ec7619ac
 class FakeOpenAIServer:
@@ -46,46 +112,12 @@ class FakeOpenAIServer:
         self.dimension, self.delay, self.retry_after = dimension, delay, retry_after
         self.faults, self.requests, self._lock = deque(), [], threading.Lock()
     def add_fault(self, *faults) -> None: self.faults.extend(faults)
-    @staticmethod
-    def vector(text: str, dimension: int) -> list[float]:
-        "Deterministic unit vector from a hash of the text."
-        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-        v = np.random.default_rng(seed).standard_normal(dimension); return (v / np.linalg.norm(v)).tolist()
+    vector = staticmethod(fake_vector)
     def _answer(self, path: str, body: dict) -> dict:
-        if path.endswith("/chat/completions"):
-            text = self.reply(body)
-            return {"id": "fake", "object": "chat.completion", "created": 0, "model": body.get("model", ""),
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": sum(len(m["content"].split()) for m in body["messages"]),
-                              "completion_tokens": len(text.split()), "total_tokens": 0}}
-        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        return {"object": "list", "model": body.get("model", ""), "usage": {"prompt_tokens": 0, "total_tokens": 0},
-                "data": [{"object": "embedding", "index": i, "embedding": self.vector(t, self.dimension)} for i, t in enumerate(inputs)]}
+        if path.endswith("/chat/completions"): return fake_chat_reply(body, self.reply(body))
+        return fake_embedding_reply(body, self.dimension)
     def __enter__(self):
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self)); self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"; return self
     def __exit__(self, *exc): self._httpd.shutdown(); self._httpd.server_close()
-
-def _make_handler(server: FakeOpenAIServer):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args): pass
-        def _send(self, status, payload: bytes, headers=()):
-            self.send_response(status); self.send_header("Content-Type", "application/json")
-            for k, v in headers: self.send_header(k, v)
-            self.send_header("Content-Length", str(len(payload))); self.end_headers(); self.wfile.write(payload)
-        def do_GET(self):
-            self._send(200, json.dumps({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]}).encode())
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            with server._lock:
-                server.requests.append({"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})
-                fault = server.faults.popleft() if server.faults else None
-            time.sleep(server.delay)
-            if fault == "drop": self.close_connection = True; self.connection.shutdown(2); return
-            if fault == "broken_json": return self._send(200, b'{"choices": [')
-            if isinstance(fault, int):
-                headers = [("Retry-After", str(server.retry_after))] if fault == 429 else []
-                return self._send(fault, json.dumps({"error": {"message": f"injected {fault}"}}).encode(), headers)
-            self._send(200, json.dumps(server._answer(self.path, body)).encode())
-    return Handler
