@@ -4,16 +4,34 @@
 
 # %% ../nbs/20_tasks.ipynb #775dca00
 from __future__ import annotations
+
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
-from .core import (ChatModel, Completion, Exemplar, ExemplarSequence, ExpoError, MetaInstruction, MetaPrompt,
-                          TaskDescription, batch_requests)
+
+from expo_nb.core import (
+    ChatModel,
+    ChatRequest,
+    Completion,
+    Exemplar,
+    ExemplarSequence,
+    ExpoError,
+    MetaInstruction,
+    MetaPrompt,
+    TaskDescription,
+    batch_requests,
+    check_choice,
+    check_int,
+    check_number,
+    is_number,
+)
 
 # %% auto #0
 __all__ = ['SCORE_SCALE_RULES', 'DEFAULT_SCORE_SCALE', 'DEFAULT_SAMPLES', 'FALLBACKS', 'Parsed', 'last_valid', 'StepOutcome',
-           'prompt_score', 'resolve_score_scale', 'Task', 'coerce_prompt_part']
+           'prompt_score', 'resolve_score_scale', 'check_score_scale', 'coerce_prompt_part', 'TaskProblem',
+           'check_samples', 'feedback_position', 'ask_batch', 'completion_totals', 'add_proposals', 'choose_feedback',
+           'TaskHistory', 'TaskPrompts', 'Task']
 
 # %% ../nbs/20_tasks.ipynb #eb89cbe4
 @dataclass(frozen=True)
@@ -61,21 +79,20 @@ def prompt_score(objective: float,               # the task objective (lower is 
                  floor: float | None = -1.0,     # lowest score returned; None for no clipping
                  ) -> float:
     "The paper's prompt score (-objective + b) / b, clipped below at `floor`."
-    if not (math.isfinite(scale) and scale > 0): raise ExpoError(f"score scale b must be a finite number > 0, got {scale}")
+    check_number("score scale b", scale, positive=True)
     score = (-float(objective) + scale) / scale
     if math.isnan(score): raise ExpoError(f"objective must be a number, got {objective}")
     return score if floor is None else max(float(floor), score)
 
 # %% ../nbs/20_tasks.ipynb #71efe669
-SCORE_SCALE_RULES = ("warm-max",)   # rules that derive b from the warm-start objectives; "warm-max:K" scales by K
+SCORE_SCALE_RULES = ("warm-max",)     # rules that derive b from the warm-start objectives; "warm-max:K" scales by K
 DEFAULT_SCORE_SCALE = "warm-max:30"   # chosen in 24_calibration; "warm-max" is the earlier default
 
 def resolve_score_scale(spec: float | str,          # b itself (> 0), "warm-max" or "warm-max:K"
                         objectives: Sequence[float],  # the warm-start objectives
                         ) -> float:
     "The constant b of the score transform: a given number, or K times the largest warm-start objective."
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        return _positive_scale(float(spec), spec)
+    if is_number(spec): return _positive_scale(float(spec), spec)
     rule, colon, factor = str(spec).partition(":")
     if rule not in SCORE_SCALE_RULES or colon and not factor:
         raise ExpoError(f"score scale must be a number > 0, 'warm-max' or 'warm-max:K', got {spec!r}")
@@ -89,40 +106,24 @@ def _positive_scale(value: float, spec) -> float:
         raise ExpoError(f"score scale must be a finite number > 0 (or 'warm-max[:K]'), got {spec!r}")
     return value
 
-# %% ../nbs/20_tasks.ipynb #1d9ef748
-DEFAULT_SAMPLES = (1.0,) * 7 + (0.0,)   # per-sample temperatures of one iteration (paper, spec §2.3)
-FALLBACKS = ("penalty", "best-valid")   # what scores a prompt whose feedback reply stays invalid after re-asking
+def check_score_scale(spec: float | str) -> float | str:
+    "`spec` unchanged if `resolve_score_scale` accepts it, so that a bad spec fails before any warm start."
+    resolve_score_scale(spec, [1.0])
+    return spec
 
-# %% ../nbs/20_tasks.ipynb #cdeda225
-class Task(ABC):
-    "A sequential decision task driven by meta-prompts; subclasses define the problem, the base runs the loop."
-    name: str = "task"
-    metric_name: str = "metric"
+# %% ../nbs/20_tasks.ipynb #88864054
+def coerce_prompt_part(value, kind):
+    "Accept a TaskDescription / MetaInstruction or a plain string; reject anything else with a hint."
+    if isinstance(value, kind): return value
+    if isinstance(value, str): return kind(value)
+    raise ExpoError(f"expected a {kind.__name__} or str, got {type(value).__name__} {value!r}; "
+                    "for a domain arm pass the texts, e.g. domain.texts(arm_index)")
+
+# %% ../nbs/20_tasks.ipynb #96f66dca
+class TaskProblem(ABC):
+    "What a concrete task defines: its texts, warm starts, parser, objective, exemplar rendering and metric."
+    name, metric_name = "task", "metric"
     format_suffix: str = ""          # fixed answer-format sentence appended after I (never optimized)
-
-    def __init__(self, samples: Sequence[float] = DEFAULT_SAMPLES,  # temperatures of the samples of one iteration
-                 top_k: int = 20,                    # exemplars shown by default (the best, worst to best)
-                 max_tokens: int = 256,              # token budget per reply
-                 score_scale: float | str = DEFAULT_SCORE_SCALE,  # b, or a rule for it (resolve_score_scale)
-                 score_floor: float | None = -1.0,   # lowest prompt score; None for the unclipped formula
-                 fallback: str = "penalty",          # after the re-asks: "penalty" or "best-valid" (FALLBACKS)
-                 reask: int = 1):                    # times an invalid temperature-0 (feedback) reply is asked again
-        self.samples = tuple(float(t) for t in samples)
-        if not self.samples: raise ExpoError("samples is empty: give at least one temperature per iteration")
-        if not all(0 <= t <= 2 for t in self.samples):
-            raise ExpoError(f"sample temperatures must be in [0, 2], got {self.samples}")
-        if int(top_k) < 1: raise ExpoError(f"top_k must be >= 1, got {top_k}")
-        if fallback not in FALLBACKS: raise ExpoError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
-        if isinstance(reask, bool) or not isinstance(reask, int) or not 0 <= reask <= 10:
-            raise ExpoError(f"reask must be an int in [0, 10], got {reask!r}")
-        resolve_score_scale(score_scale, [1.0])      # a bad spec fails here, before any warm start
-        self.top_k, self.max_tokens, self.score_floor = int(top_k), int(max_tokens), score_floor
-        self.fallback, self.reask = fallback, reask
-        self._given_scale, self.score_scale = score_scale, None
-        self.history: list[Exemplar] = []
-        self.metric_history: list[float] = []
-
-    # ---- what a subclass defines -------------------------------------------------------------
     description0: TaskDescription
     instruction0: MetaInstruction
     enhanced_description: TaskDescription
@@ -135,17 +136,102 @@ class Task(ABC):
     @abstractmethod
     def objective(self, action) -> float: "The raw objective of an action (lower is better in the OPRO tasks)."
     @abstractmethod
-    def render_exemplars(self, exemplars: ExemplarSequence) -> str: "The exemplar block as prompt text, in the given order."
+    def render_exemplars(self, exemplars: ExemplarSequence) -> str: "The exemplar block as prompt text, in order."
     @abstractmethod
     def metric(self) -> float: "The task metric now (best so far)."
 
     def instance_block(self) -> str: return ""                          # fixed problem data between D and E'
     def action_to_json(self, action): return list(action)               # JSON form of an action (state_dict)
     def action_from_json(self, value): return tuple(value)              # inverse of action_to_json
+    def messages(self, prompt: MetaPrompt) -> list[dict]: return prompt.messages()   # default: one user message
+    def enhanced_prompt(self) -> tuple[TaskDescription, MetaInstruction]:
+        "The paper's enhanced-OPRO prompt: the enhanced description with the original instruction."
+        return self.enhanced_description, self.instruction0
 
-    # ---- shared logic ---------------------------------------------------------------------------
+# %% ../nbs/20_tasks.ipynb #1d9ef748
+DEFAULT_SAMPLES = (1.0,) * 7 + (0.0,)   # per-sample temperatures of one iteration (paper, spec §2.3)
+FALLBACKS = ("penalty", "best-valid")   # what scores a prompt whose feedback reply stays invalid after re-asking
+
+def check_samples(samples: Sequence[float]) -> tuple[float, ...]:
+    "The per-sample temperatures as floats; ExpoError when there are none or one is outside [0, 2]."
+    temperatures = tuple(float(t) for t in samples)
+    if not temperatures: raise ExpoError("samples is empty: give at least one temperature per iteration")
+    if not all(0 <= t <= 2 for t in temperatures):
+        raise ExpoError(f"sample temperatures must be in [0, 2], got {temperatures}")
+    return temperatures
+
+def feedback_position(samples: Sequence[float]) -> int:
+    "Index of the sample whose score is the feedback: the last one with the lowest temperature."
+    low = min(samples)
+    return max(k for k, t in enumerate(samples) if t == low)
+
+# %% ../nbs/20_tasks.ipynb #9bf71097
+def ask_batch(chat: ChatModel, messages: list[dict], samples: Sequence[float], max_tokens: int, tag: str = ""
+              ) -> tuple[list[ChatRequest], list[Completion]]:
+    "One request per sample temperature, sent in one `chat.complete` call: the requests and their completions."
+    requests = batch_requests(messages, samples, max_tokens, tag=tag)
+    completions = list(chat.complete(requests))
+    if len(completions) != len(requests):
+        raise ExpoError(f"the chat model returned {len(completions)} completions for {len(requests)} requests")
+    return requests, completions
+
+def completion_totals(completions: Sequence[Completion]) -> dict:
+    "Tokens, cache hits and texts of a step's completions, keyed as the fields of `StepOutcome`."
+    return dict(prompt_tokens=sum(c.prompt_tokens for c in completions),
+                completion_tokens=sum(c.completion_tokens for c in completions),
+                cached_calls=sum(bool(c.cached) for c in completions), replies=[c.text for c in completions])
+
+# %% ../nbs/20_tasks.ipynb #990a8a8f
+def add_proposals(history: list[Exemplar],               # the task history; grows in place
+                  parsed: Sequence[Parsed],               # the parsed replies, in order
+                  objective: Callable[[Any], float],      # action -> its objective
+                  score: Callable[[float], float],        # objective -> its prompt score
+                  ) -> tuple[list[Exemplar | None], int]:
+    "The exemplar of each reply (None if invalid) and how many new valid actions joined the history."
+    known, evaluated, n_new = {e.action: e for e in history}, [], 0
+    for p in parsed:
+        if not p.valid:
+            evaluated.append(None)
+            continue
+        if p.action not in known:
+            value = float(objective(p.action))
+            known[p.action] = Exemplar(p.action, value, score(value))
+            history.append(known[p.action])
+            n_new += 1
+        evaluated.append(known[p.action])
+    return evaluated, n_new
+
+# %% ../nbs/20_tasks.ipynb #4ebfbba2
+def choose_feedback(evaluated: Sequence[Exemplar | None],  # per reply (None if invalid): the batch, then re-asks
+                    n_samples: int,                         # replies of the batch; the rest are re-asks
+                    index: int,                             # the feedback sample in the batch (`feedback_position`)
+                    fallback: str = "penalty",              # FALLBACKS: "penalty" or "best-valid"
+                    ) -> tuple[Exemplar | None, str]:
+    "The exemplar whose score is the feedback (None: the penalty) and its source: sample, reask, best-valid, penalty."
+    if evaluated[index] is not None: return evaluated[index], "sample"
+    reasked = evaluated[n_samples:]
+    if reasked and reasked[-1] is not None: return reasked[-1], "reask"
+    valid = [e for e in evaluated if e is not None]
+    if fallback == "best-valid" and valid: return max(valid, key=lambda e: e.score), "best-valid"
+    return None, "penalty"
+
+# %% ../nbs/20_tasks.ipynb #395ee01b
+class TaskHistory(TaskProblem):
+    "The settings of a task and its history of evaluated actions, started from the warm starts."
+    def __init__(self, samples: Sequence[float] = DEFAULT_SAMPLES,  # temperatures of the samples of one iteration
+                 top_k: int = 20,                    # exemplars shown by default (the best, worst to best)
+                 max_tokens: int = 256,              # token budget per reply
+                 score_scale: float | str = DEFAULT_SCORE_SCALE,  # b, or a rule for it (resolve_score_scale)
+                 score_floor: float | None = -1.0,   # lowest prompt score; None for the unclipped formula
+                 fallback: str = "penalty",          # after the re-asks: "penalty" or "best-valid" (FALLBACKS)
+                 reask: int = 1):                    # times an invalid temperature-0 (feedback) reply is asked again
+        self.samples, self.top_k = check_samples(samples), check_int("top_k", int(top_k), low=1)
+        self.fallback, self.reask = check_choice("fallback", fallback, FALLBACKS), check_int("reask", reask, 0, 10)
+        self._given_scale, self.score_scale = check_score_scale(score_scale), None
+        self.max_tokens, self.score_floor, self.history, self.metric_history = int(max_tokens), score_floor, [], []
+
     def start(self) -> None:
-        "Evaluate the warm-start actions, fix the score scale b and reset the metric history (subclass __init__ calls it)."
+        "Evaluate the warm starts, fix the score scale b and reset the metric history."
         actions = list(dict.fromkeys(self.warm_start_actions()))
         if not actions: raise ExpoError("warm_start_actions() returned nothing; the history needs at least one action")
         objectives = [float(self.objective(a)) for a in actions]
@@ -155,90 +241,25 @@ class Task(ABC):
 
     def prompt_score(self, objective: float) -> float:
         "(-objective + b) / b with this task's b, clipped at `score_floor`."
-        if self.score_scale is None: raise ExpoError("the task has no score scale yet; call start() in the subclass __init__")
+        if self.score_scale is None: raise ExpoError("no score scale yet: call start() in the subclass __init__")
         return prompt_score(objective, self.score_scale, self.score_floor)
 
-    def enhanced_prompt(self) -> tuple[TaskDescription, MetaInstruction]:
-        "The paper's enhanced-OPRO prompt: the enhanced description with the original instruction."
-        return self.enhanced_description, self.instruction0
-
-    def es_pool(self) -> list[Exemplar]:
-        "What an EXPO-ES selector chooses exemplar sequences from: the whole history."
-        return list(self.history)
-
-    def default_exemplars(self) -> ExemplarSequence:
-        "The OPRO heuristic sequence: the top_k best of the history, worst to best."
-        return ExemplarSequence.top(self.history, self.top_k)
+# %% ../nbs/20_tasks.ipynb #6bf92922
+class TaskPrompts(TaskHistory):
+    "What a task shows the agent (exemplars, meta-prompt) and its history saved as JSON."
+    def default_exemplars(self) -> ExemplarSequence: return ExemplarSequence.top(self.history, self.top_k)
 
     def meta_prompt(self, description: TaskDescription | str, instruction: MetaInstruction | str,
                     exemplars: ExemplarSequence | None = None) -> MetaPrompt:
-        "The meta-prompt for (D, I) and an exemplar sequence (default: `default_exemplars()`); I gets the format suffix."
-        description, instruction = coerce_prompt_part(description, TaskDescription), coerce_prompt_part(instruction, MetaInstruction)
+        "The meta-prompt for (D, I) and an exemplar sequence (default: `default_exemplars()`), I + format suffix."
+        description = coerce_prompt_part(description, TaskDescription)
+        instruction = coerce_prompt_part(instruction, MetaInstruction)
         exemplars = self.default_exemplars() if exemplars is None else exemplars
-        if not isinstance(exemplars, ExemplarSequence): raise ExpoError("exemplars must be an ExemplarSequence (or None for the default)")
+        if not isinstance(exemplars, ExemplarSequence):
+            raise ExpoError("exemplars must be an ExemplarSequence (or None for the default)")
         block = "\n\n".join(p for p in (self.instance_block().strip(), self.render_exemplars(exemplars).strip()) if p)
         full = "\n".join(p for p in (instruction.text.strip(), self.format_suffix.strip()) if p)
         return MetaPrompt(description, exemplars, block, MetaInstruction(full))
-
-    def messages(self, prompt: MetaPrompt) -> list[dict]:
-        "The chat messages of a meta-prompt (default: one user message)."
-        return prompt.messages()
-
-    @property
-    def feedback_index(self) -> int:
-        "Index of the sample whose score is the feedback: the last one with the lowest temperature."
-        low = min(self.samples)
-        return max(k for k, t in enumerate(self.samples) if t == low)
-
-    def step(self, chat: ChatModel, description: TaskDescription | str, instruction: MetaInstruction | str,
-             exemplars: ExemplarSequence | None = None, tag: str = "") -> StepOutcome:
-        "One iteration: sample the batch, grow the history with the valid new proposals, return the feedback score."
-        prompt = self.meta_prompt(description, instruction, exemplars)
-        requests = batch_requests(self.messages(prompt), self.samples, self.max_tokens, tag=tag)
-        completions = list(chat.complete(requests))
-        if len(completions) != len(self.samples):
-            raise ExpoError(f"the chat model returned {len(completions)} completions for {len(self.samples)} requests")
-        evaluated, n_new = self._evaluate([self.parse(c.text) for c in completions])
-        first_valid = evaluated[self.feedback_index] is not None
-        for attempt in range(self.reask if not first_valid else 0):   # re-ask the feedback sample, new tag
-            again = replace(requests[self.feedback_index], tag=f"{tag}/reask-{attempt + 1}")
-            completions += chat.complete([again])
-            again_evaluated, again_new = self._evaluate([self.parse(completions[-1].text)])
-            evaluated, n_new = evaluated + again_evaluated, n_new + again_new
-            if evaluated[-1] is not None: break
-        feedback, source = self._feedback(evaluated, first_valid)
-        score, objective = (feedback.score, feedback.objective) if feedback else (min(e.score for e in self.history), None)
-        self.metric_history.append(float(self.metric()))
-        return StepOutcome(score=float(score), objective=objective, metric=self.metric_history[-1],
-                           valid=first_valid, n_valid=sum(e is not None for e in evaluated[:len(self.samples)]),
-                           n_samples=len(self.samples), prompt_tokens=sum(c.prompt_tokens for c in completions),
-                           completion_tokens=sum(c.completion_tokens for c in completions),
-                           cached_calls=sum(bool(c.cached) for c in completions), replies=[c.text for c in completions],
-                           feedback=source, n_new=n_new, n_reasked=len(completions) - len(self.samples))
-
-    def _evaluate(self, parsed: list[Parsed]) -> tuple[list[Exemplar | None], int]:
-        "The exemplar of each parsed reply (None if invalid) and how many new valid actions joined the history."
-        known, evaluated, n_new = {e.action: e for e in self.history}, [], 0
-        for p in parsed:
-            if not p.valid:
-                evaluated.append(None)
-                continue
-            if p.action not in known:
-                objective = float(self.objective(p.action))
-                known[p.action] = Exemplar(p.action, objective, self.prompt_score(objective))
-                self.history.append(known[p.action])
-                n_new += 1
-            evaluated.append(known[p.action])
-        return evaluated, n_new
-
-    def _feedback(self, evaluated: list[Exemplar | None], first_valid: bool) -> tuple[Exemplar | None, str]:
-        "The exemplar whose score is the feedback and where it came from: sample, reask, best-valid or penalty."
-        if first_valid: return evaluated[self.feedback_index], "sample"
-        reasked = evaluated[len(self.samples):]
-        if reasked and reasked[-1] is not None: return reasked[-1], "reask"
-        valid = [e for e in evaluated if e is not None]
-        if self.fallback == "best-valid" and valid: return max(valid, key=lambda e: e.score), "best-valid"
-        return None, "penalty"
 
     def state_dict(self) -> dict:
         "The mutable state (history, metric history, score scale) as JSON types."
@@ -247,15 +268,36 @@ class Task(ABC):
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict` (same task settings)."
-        if state.get("task") != self.name: raise ExpoError(f"state is for task {state.get('task')!r}, not {self.name!r}")
-        self.score_scale = float(state["score_scale"])
-        self.metric_history = [float(m) for m in state["metric_history"]]
+        if state.get("task") != self.name:
+            raise ExpoError(f"state is for task {state.get('task')!r}, not {self.name!r}")
+        self.score_scale, self.metric_history = float(state["score_scale"]), [float(m) for m in state["metric_history"]]
         self.history = [Exemplar(self.action_from_json(a), float(o), float(s)) for a, o, s in state["history"]]
 
-# %% ../nbs/20_tasks.ipynb #88864054
-def coerce_prompt_part(value, kind):
-    "Accept a TaskDescription / MetaInstruction or a plain string; reject anything else with a hint."
-    if isinstance(value, kind): return value
-    if isinstance(value, str): return kind(value)
-    raise ExpoError(f"expected a {kind.__name__} or str, got {type(value).__name__} {value!r}; "
-                    "for a domain arm pass the texts, e.g. domain.texts(arm_index)")
+# %% ../nbs/20_tasks.ipynb #cdeda225
+class Task(TaskPrompts):
+    "A sequential decision task driven by meta-prompts; subclasses define the problem, the base runs the loop."
+    feedback_index = property(lambda self: feedback_position(self.samples),
+                              doc="The sample whose score is the feedback: the last one with the lowest temperature.")
+    def es_pool(self) -> list[Exemplar]: return list(self.history)   # EXPO-ES chooses exemplars from all of it
+
+    def step(self, chat: ChatModel, description: TaskDescription | str, instruction: MetaInstruction | str,
+             exemplars: ExemplarSequence | None = None, tag: str = "") -> StepOutcome:
+        "One iteration: sample the batch, grow the history with the valid new proposals, return the feedback score."
+        messages, n = self.messages(self.meta_prompt(description, instruction, exemplars)), len(self.samples)
+        requests, completions = ask_batch(chat, messages, self.samples, self.max_tokens, tag)
+        evaluated, n_new = self._add(completions)
+        first_valid = evaluated[self.feedback_index] is not None
+        for attempt in range(0 if first_valid else self.reask):      # re-ask the feedback sample, new tag
+            completions += chat.complete([replace(requests[self.feedback_index], tag=f"{tag}/reask-{attempt + 1}")])
+            again, again_new = self._add(completions[-1:])
+            evaluated, n_new = evaluated + again, n_new + again_new
+            if evaluated[-1] is not None: break
+        chosen, source = choose_feedback(evaluated, n, self.feedback_index, self.fallback)
+        score, objective = (chosen.score, chosen.objective) if chosen else (min(e.score for e in self.history), None)
+        self.metric_history.append(float(self.metric()))
+        return StepOutcome(score=float(score), objective=objective, metric=self.metric_history[-1], valid=first_valid,
+                           n_valid=sum(e is not None for e in evaluated[:n]), n_samples=n, feedback=source,
+                           n_new=n_new, n_reasked=len(completions) - n, **completion_totals(completions))
+
+    def _add(self, completions):   # add_proposals for these replies
+        return add_proposals(self.history, [self.parse(c.text) for c in completions], self.objective, self.prompt_score)
