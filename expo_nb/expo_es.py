@@ -4,18 +4,31 @@
 
 # %% ../nbs/13_expo_es.ipynb #0f15768c
 from __future__ import annotations
+
+import math
 from collections import OrderedDict
 from typing import Callable, Sequence
-import math
+
 import numpy as np
 import torch
-from .core import ExpoError, Exemplar, ExemplarSequence, PromptDomain, exemplar_rank, make_rng
+
+from expo_nb.core import (
+    Exemplar,
+    ExemplarSequence,
+    ExpoError,
+    PromptDomain,
+    check_int,
+    check_number,
+    exemplar_rank,
+    make_rng,
+)
 from .estimator import EstimatorConfig, fit_mlp
-from .exp3 import ExpoSelector, arm_probabilities, sample_arm
+from .exp3 import ExpoSelector, arm_probabilities, check_feedback, check_score, sample_arm
 
 # %% auto #0
-__all__ = ['fit_es_network', 'NetworkHistory', 'candidate_sequences', 'ExpoEsSelector', 'cyclic_rotations', 'RotationEsSelector',
-           'ExemplarInputExpoSelector']
+__all__ = ['fit_es_network', 'summed_predictions', 'each_network_predictions', 'grow_buffers', 'NetworkHistory',
+           'candidate_sequences', 'draw_summary', 'cached_embeddings', 'ExpoEsSelector', 'cyclic_rotations',
+           'RotationEsSelector', 'ExemplarInputExpoSelector']
 
 # %% ../nbs/13_expo_es.ipynb #462b1bbf
 def fit_es_network(features: np.ndarray,  # (n, d) embeddings of the exemplar blocks shown
@@ -29,11 +42,51 @@ def fit_es_network(features: np.ndarray,  # (n, d) embeddings of the exemplar bl
     features, scores = np.asarray(features, dtype=np.float32), np.asarray(scores, dtype=np.float32)
     if features.ndim != 2 or scores.shape != (features.shape[0],) or features.shape[0] == 0:
         raise ExpoError(f"need features (n, d) and scores (n,) with n >= 1, got {features.shape} and {scores.shape}")
-    config = EstimatorConfig(hidden=int(hidden), activation="relu", optimizer="adam", lr=float(lr), epochs=int(epochs), seed=int(seed))
+    config = EstimatorConfig(hidden=int(hidden), activation="relu", optimizer="adam", lr=float(lr), epochs=int(epochs),
+                             seed=int(seed))
     network = fit_mlp(features, scores, config=config)
     first, last = network[0], network[2]     # Linear(d, h), ReLU, Linear(h, 1)
     return {"W1": first.weight.detach().clone(), "b1": first.bias.detach().clone(),
             "w2": last.weight.detach()[0].clone(), "b2": last.bias.detach()[0].clone()}
+
+# %% ../nbs/13_expo_es.ipynb #2242135b
+def summed_predictions(params: dict[str, torch.Tensor],  # W1 (t, h, d), b1 (t, h), w2 (t, h), b2 (t,): t networks
+                       x: torch.Tensor,                   # (c, d) float32 candidate embeddings
+                       block_floats: int = 2**20,         # max hidden activations computed at once
+                      ) -> np.ndarray:                    # (c,) float64, the sum over the t networks
+    "Sum over networks of relu(x W1^T + b1) w2 + b2, in blocks of networks, each block ONE tensor op."
+    n, hidden = params["W1"].shape[:2]
+    block = max(1, block_floats // max(1, hidden * x.shape[0]))
+    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    with torch.no_grad():
+        for start in range(0, n, block):   # blocks of many networks (not a loop over networks)
+            W1, b1, w2, b2 = (params[k][start:min(n, start + block)] for k in ("W1", "b1", "w2", "b2"))
+            # all first layers as one (c, d) x (d, t*h) product; the sum over networks of the output layers
+            # is then one mat-vec with the concatenated w2 (a (t, h, d) view, no copy)
+            activations = torch.relu(torch.addmm(b1.reshape(-1), x, W1.reshape(-1, W1.shape[2]).T))
+            total += (activations @ w2.reshape(-1)).double() + b2.double().sum()
+    return total.numpy()
+
+def each_network_predictions(params: dict[str, torch.Tensor], x: torch.Tensor) -> np.ndarray:
+    "Per-network predictions (t, c) with a plain Python loop over the t networks: the reference for the sum."
+    with torch.no_grad():
+        rows = [torch.relu(x @ params["W1"][i].T + params["b1"][i]) @ params["w2"][i] + params["b2"][i]
+                for i in range(len(params.get("W1", ())))]
+    return torch.stack(rows).double().numpy() if rows else np.zeros((0, x.shape[0]))
+
+# %% ../nbs/13_expo_es.ipynb #be53878d
+def grow_buffers(buffers: dict[str, torch.Tensor] | None,  # the current buffers (None: none yet)
+                 params: dict[str, torch.Tensor],          # one network's parameters (gives the shapes)
+                 limit: int | None = None,                 # never more slots than this (the ring size)
+                ) -> dict[str, torch.Tensor]:              # zero-padded copies with more slots
+    "Buffers with a quarter more slots (at least 4, at most `limit`): amortised O(1) copies, little headroom."
+    capacity = 0 if buffers is None else buffers["W1"].shape[0]
+    new = capacity + max(4, capacity // 4)
+    if limit is not None: new = min(new, limit)
+    grown = {k: torch.zeros((new, *v.shape)) for k, v in params.items()}
+    if buffers is not None:
+        for k in grown: grown[k][:capacity] = buffers[k]
+    return grown
 
 # %% ../nbs/13_expo_es.ipynb #e134622e
 _PARAMETER_NAMES = ("W1", "b1", "w2", "b2")
@@ -42,8 +95,7 @@ class NetworkHistory:
     "Stacked parameters of every stored exemplar network; sums their predictions in one batched op."
     def __init__(self, max_networks: int | None = None,  # keep only the most recent networks (None: all, exact)
                  block_floats: int = 2**20):              # max hidden activations computed at once (4 MiB)
-        if max_networks is not None and (isinstance(max_networks, bool) or not isinstance(max_networks, (int, np.integer)) or max_networks < 1):
-            raise ExpoError(f"max_networks must be None (keep all) or an int >= 1, got {max_networks!r}")
+        if max_networks is not None: check_int("max_networks", max_networks, low=1)
         self.max_networks, self.block_floats = max_networks, int(block_floats)
         self.n_seen, self._buffers = 0, None          # buffers grow by 25% (a ring once max_networks is reached)
 
@@ -52,17 +104,12 @@ class NetworkHistory:
     def append(self, params: dict[str, torch.Tensor]) -> None:
         "Store a copy of one network's parameters."
         params = {k: torch.as_tensor(params[k], dtype=torch.float32).detach() for k in _PARAMETER_NAMES}
-        if self._buffers is not None and params["W1"].shape != self._buffers["W1"].shape[1:]:
-            raise ExpoError(f"network shape {tuple(params['W1'].shape)} differs from the stored {tuple(self._buffers['W1'].shape[1:])}")
+        stored = None if self._buffers is None else tuple(self._buffers["W1"].shape[1:])
+        if stored is not None and tuple(params["W1"].shape) != stored:
+            raise ExpoError(f"network shape {tuple(params['W1'].shape)} differs from the stored {stored}")
         slot = self.n_seen if self.max_networks is None else self.n_seen % self.max_networks
-        capacity = 0 if self._buffers is None else self._buffers["W1"].shape[0]
-        if slot >= capacity:   # grow by 25%: amortised O(1) copies, little unused headroom
-            new = capacity + max(4, capacity // 4)
-            if self.max_networks is not None: new = min(new, self.max_networks)
-            grown = {k: torch.zeros((new, *v.shape)) for k, v in params.items()}
-            if self._buffers is not None:
-                for k in grown: grown[k][:capacity] = self._buffers[k]
-            self._buffers = grown
+        if self._buffers is None or slot >= self._buffers["W1"].shape[0]:
+            self._buffers = grow_buffers(self._buffers, params, self.max_networks)
         for k, v in params.items(): self._buffers[k][slot] = v
         self.n_seen += 1
 
@@ -70,14 +117,14 @@ class NetworkHistory:
         "The stored parameters, oldest first, each with a leading network axis."
         if not len(self): return {}
         order = np.arange(len(self))
-        if self.max_networks is not None and self.n_seen > self.max_networks: order = (order + self.n_seen) % self.max_networks
+        if self.max_networks is not None and self.n_seen > self.max_networks:
+            order = (order + self.n_seen) % self.max_networks
         return {k: v[torch.as_tensor(order)] for k, v in self._buffers.items()}
 
     @property
     def parameter_bytes(self) -> int:
         "Bytes held by the stored parameters (float32)."
-        if not len(self): return 0
-        return len(self) * sum(v[0].numel() for v in self._buffers.values()) * 4
+        return len(self) * sum(v[0].numel() for v in self._buffers.values()) * 4 if len(self) else 0
 
     @property
     def allocated_bytes(self) -> int:
@@ -90,25 +137,11 @@ class NetworkHistory:
         if not len(self): return np.zeros(x.shape[0])
         if x.ndim != 2 or x.shape[1] != self._buffers["W1"].shape[2]:
             raise ExpoError(f"features must be (candidates, {self._buffers['W1'].shape[2]}), got {tuple(x.shape)}")
-        n, hidden = len(self), self._buffers["W1"].shape[1]
-        block = max(1, self.block_floats // max(1, hidden * x.shape[0]))
-        total = torch.zeros(x.shape[0], dtype=torch.float64)
-        with torch.no_grad():
-            for start in range(0, n, block):  # blocks of many networks, each ONE tensor op (not a loop over networks)
-                W1, b1, w2, b2 = (self._buffers[k][start:min(n, start + block)] for k in _PARAMETER_NAMES)
-                # all first layers as one (c, d) x (d, t*h) product; the sum over networks of the output layers
-                # is then one mat-vec with the concatenated w2 (a (t, h, d) view, no copy)
-                activations = torch.relu(torch.addmm(b1.reshape(-1), x, W1.reshape(-1, W1.shape[2]).T))
-                total += (activations @ w2.reshape(-1)).double() + b2.double().sum()
-        return total.numpy()
+        return summed_predictions({k: v[:len(self)] for k, v in self._buffers.items()}, x, self.block_floats)
 
     def predict_each(self, features: np.ndarray) -> np.ndarray:
         "Per-network predictions (t, c) with a plain Python loop: the reference the batched sum is tested against."
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
-        stacked = self.stacked()
-        with torch.no_grad():
-            rows = [torch.relu(x @ stacked["W1"][i].T + stacked["b1"][i]) @ stacked["w2"][i] + stacked["b2"][i] for i in range(len(self))]
-        return torch.stack(rows).double().numpy() if rows else np.zeros((0, x.shape[0]))
+        return each_network_predictions(self.stacked(), torch.as_tensor(np.asarray(features, dtype=np.float32)))
 
 # %% ../nbs/13_expo_es.ipynb #4a4cffb1
 def candidate_sequences(history: Sequence[Exemplar],  # all records so far
@@ -124,19 +157,34 @@ def candidate_sequences(history: Sequence[Exemplar],  # all records so far
     top_pool = sorted(history, key=exemplar_rank, reverse=True)[:pool]
     heuristic = ExemplarSequence.top(history, size)
     length = min(size, len(top_pool))
-    randoms = [ExemplarSequence(tuple(top_pool[i] for i in rng.permutation(len(top_pool))[:length])) for _ in range(n_random)]
+    orders = [rng.permutation(len(top_pool))[:length] for _ in range(n_random)]
+    randoms = [ExemplarSequence(tuple(top_pool[i] for i in order)) for order in orders]
     return [heuristic, *randoms]
 
 # %% ../nbs/13_expo_es.ipynb #b1dbc363
-def _check_score(score) -> float:
-    if isinstance(score, bool) or not isinstance(score, (int, float, np.floating, np.integer)) or not math.isfinite(score):
-        raise ExpoError(f"score must be a finite number, got {score!r}; give invalid replies a finite score (e.g. the worst seen)")
-    return float(score)
+def draw_summary(probabilities: np.ndarray) -> dict:
+    "The entropy (nats) of a sampling distribution and its maximum, log(k): how far from uniform a draw is."
+    p = np.asarray(probabilities, dtype=np.float64)
+    if not len(p): return {"entropy": 0.0, "max_entropy": 0.0}
+    return {"entropy": float(-(p * np.log(np.where(p > 0, p, 1.0))).sum()), "max_entropy": math.log(len(p))}
 
-def _check_eta(eta) -> float:
-    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating, np.integer)) or not (math.isfinite(eta) and eta > 0):
-        raise ExpoError(f"eta must be a positive number (paper: 10 for EXPO-ES), got {eta!r}")
-    return float(eta)
+# %% ../nbs/13_expo_es.ipynb #75c5bf5c
+def cached_embeddings(embedder,                    # an Embedder
+                      texts: list[str],            # the texts to embed, in order (repeats allowed)
+                      cache: OrderedDict,          # text -> embedding, least recently used first; updated in place
+                      cache_size: int = 4096,      # the cache keeps at most this many texts
+                     ) -> np.ndarray:              # (len(texts), dim) float32
+    "Embeddings of `texts`; texts in the cache cost nothing, the rest are embedded in one call and cached."
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    if missing:
+        new = np.asarray(embedder.embed(missing), dtype=np.float32)
+        if new.ndim != 2 or new.shape[0] != len(missing):
+            raise ExpoError(f"the embedder returned shape {new.shape} for {len(missing)} texts")
+        for t, e in zip(missing, new): cache[t] = e
+    rows = []
+    for t in texts: cache.move_to_end(t); rows.append(cache[t])
+    while len(cache) > cache_size: cache.popitem(last=False)
+    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
 # %% ../nbs/13_expo_es.ipynb #05b76f7f
 class ExpoEsSelector:
@@ -153,37 +201,29 @@ class ExpoEsSelector:
                  max_networks: int | None = None,       # cap on stored networks (None: exact, keep all)
                  lr: float = 1e-3,                      # Adam learning rate (our default)
                  cache_size: int = 4096):               # embeddings kept by text (least recently used dropped)
-        if not callable(getattr(embedder, "embed", None)): raise ExpoError("embedder must have an embed(texts) method (an expo_nb Embedder)")
-        if not callable(render): raise ExpoError("render must be a function ExemplarSequence -> str (the task's render_exemplars)")
+        if not callable(getattr(embedder, "embed", None)):
+            raise ExpoError("embedder must have an embed(texts) method (an expo_nb Embedder)")
+        if not callable(render):
+            raise ExpoError("render must be a function ExemplarSequence -> str (the task's render_exemplars)")
         candidate_sequences([], size, pool, n_random)   # validates size, pool, n_random
-        _check_eta(eta)
         if hidden < 1 or epochs < 1: raise ExpoError(f"hidden and epochs must be >= 1, got {hidden}, {epochs}")
-        self.embedder, self.render = embedder, render
-        self.size, self.pool, self.n_random, self.eta = int(size), int(pool), int(n_random), float(eta)
-        self.hidden, self.epochs, self.lr, self.seed, self.cache_size = int(hidden), int(epochs), float(lr), int(seed), int(cache_size)
-        self.rng = make_rng(seed)
-        self.networks = NetworkHistory(max_networks)
+        self.embedder, self.render, self.eta = embedder, render, check_number("eta", eta, positive=True)
+        self.size, self.pool, self.n_random = int(size), int(pool), int(n_random)
+        self.hidden, self.epochs, self.lr, self.seed = int(hidden), int(epochs), float(lr), int(seed)
+        self.cache_size, self._cache = int(cache_size), OrderedDict()
+        self.rng, self.networks = make_rng(seed), NetworkHistory(max_networks)
         self.features, self.scores = [], []             # the training set T_t
-        self._cache = OrderedDict()
         self.last_candidates, self.last_scores, self.last_probabilities = [], np.zeros(0), np.zeros(0)
 
     def embed(self, sequences: Sequence[ExemplarSequence]) -> np.ndarray:
         "Embeddings of the rendered sequences; texts embedded before come from the cache, the rest in one call."
-        texts = [self.render(s) for s in sequences]
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            new = np.asarray(self.embedder.embed(missing), dtype=np.float32)
-            if new.ndim != 2 or new.shape[0] != len(missing): raise ExpoError(f"the embedder returned shape {new.shape} for {len(missing)} texts")
-            for t, e in zip(missing, new): self._cache[t] = e
-        rows = []
-        for t in texts: self._cache.move_to_end(t); rows.append(self._cache[t])
-        while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
-        return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+        return cached_embeddings(self.embedder, [self.render(s) for s in sequences], self._cache, self.cache_size)
 
     def ask(self, history: Sequence[Exemplar]) -> ExemplarSequence:
         "The exemplar sequence for the next meta-prompt."
         history = list(history)
-        if not all(isinstance(e, Exemplar) for e in history): raise ExpoError("history must be a sequence of Exemplar records (e.g. task.es_pool())")
+        if not all(isinstance(e, Exemplar) for e in history):
+            raise ExpoError("history must be a sequence of Exemplar records (e.g. task.es_pool())")
         if len(history) <= self.size:
             self.last_candidates = [ExemplarSequence.top(history, self.size)] if history else [ExemplarSequence()]
             self.last_scores, self.last_probabilities = np.zeros(1), np.ones(1)
@@ -197,10 +237,16 @@ class ExpoEsSelector:
 
     def tell(self, sequence: ExemplarSequence, score: float) -> None:
         "Record the score of the prompt that used `sequence`; retrain and store the exemplar network."
-        if not isinstance(sequence, ExemplarSequence): raise ExpoError(f"tell needs the ExemplarSequence that ask returned, got {type(sequence).__name__}")
-        score = _check_score(score)
+        if not isinstance(sequence, ExemplarSequence):
+            raise ExpoError(f"tell needs the ExemplarSequence that ask returned, got {type(sequence).__name__}")
+        score = check_score(score)
         self.features.append(self.embed([sequence])[0]); self.scores.append(score)
-        self.networks.append(fit_es_network(np.stack(self.features), np.array(self.scores), self.hidden, self.epochs, self.lr, self.seed))
+        self.networks.append(self._fit(len(self.scores)))
+
+    def _fit(self, upto: int) -> dict[str, torch.Tensor]:
+        "The exemplar network trained on the first `upto` records (seeded: the same records give the same one)."
+        features, scores = np.stack(self.features[:upto]), np.array(self.scores[:upto])
+        return fit_es_network(features, scores, self.hidden, self.epochs, self.lr, self.seed)
 
     @property
     def parameter_bytes(self) -> int:
@@ -216,25 +262,23 @@ class ExpoEsSelector:
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state from `state_dict` (the next draw is then identical)."
-        if not isinstance(state, dict) or state.get("kind") != type(self).__name__: raise ExpoError("not a saved ExpoEsSelector state")
+        if not isinstance(state, dict) or state.get("kind") != type(self).__name__:
+            raise ExpoError("not a saved ExpoEsSelector state")
         self.rng.bit_generator.state = state["rng"]
         self.scores = [float(s) for s in state["scores"]]
         self.features = [np.asarray(f, dtype=np.float32) for f in state["features"]]
         self.networks = NetworkHistory(self.networks.max_networks, self.networks.block_floats)
-        if "networks" in state:   # re-appended oldest first, so a capped ring drops the same ones next
-            for i in range(int(state["n_networks"])): self.networks.append({k: torch.as_tensor(v[i]) for k, v in state["networks"].items()})
-        else:                     # network i was trained on the first (n - k + i + 1) records: retrain them (seeded)
-            n, kept = len(self.scores), int(state["n_networks"])
-            for upto in range(n - kept + 1, n + 1):
-                self.networks.append(fit_es_network(np.stack(self.features[:upto]), np.array(self.scores[:upto]), self.hidden, self.epochs, self.lr, self.seed))
+        n, kept, saved = len(self.scores), int(state["n_networks"]), state.get("networks")
+        for i in range(kept):   # oldest first, so a capped ring drops the same ones next
+            if saved is not None: self.networks.append({k: torch.as_tensor(v[i]) for k, v in saved.items()})
+            else: self.networks.append(self._fit(n - kept + i + 1))   # network i saw the first n - kept + i + 1 records
 
     def summary(self) -> dict:
         "Records, stored networks, memory, and the last draw's entropy (nats) and heuristic-sequence probability."
         p = self.last_probabilities
-        entropy = float(-(p * np.log(np.where(p > 0, p, 1.0))).sum()) if len(p) else 0.0
         return {"records": len(self.scores), "networks": len(self.networks), "parameter_bytes": self.parameter_bytes,
-                "candidates": len(self.last_candidates), "entropy": entropy,
-                "max_entropy": math.log(len(p)) if len(p) else 0.0, "heuristic_probability": float(p[0]) if len(p) else 0.0}
+                "candidates": len(self.last_candidates), **draw_summary(p),
+                "heuristic_probability": float(p[0]) if len(p) else 0.0}
 
     def __repr__(self):
         return (f"ExpoEsSelector(L={self.size}, pool={self.pool}, candidates={self.n_random + 1}, eta={self.eta}, "
@@ -256,10 +300,10 @@ class RotationEsSelector:
                  embedder=None,                         # Embedder of the rendered block; None: one-hot rotation offset
                  render: Callable[[ExemplarSequence], str] | None = None,  # the task's renderer (with embedder)
                  epochs: int = 50, lr: float = 1e-3):   # training, as ExpoEsSelector
-        if isinstance(n_arms, bool) or not isinstance(n_arms, (int, np.integer)) or n_arms < 2: raise ExpoError(f"n_arms must be an int >= 2, got {n_arms!r}")
-        _check_eta(eta)
-        if (embedder is None) != (render is None): raise ExpoError("give both embedder and render (embed the rendered block) or neither (one-hot rotations)")
-        self.n_arms, self.eta, self.hidden, self.epochs, self.lr, self.seed = int(n_arms), float(eta), int(hidden), int(epochs), float(lr), int(seed)
+        self.n_arms, self.eta = check_int("n_arms", n_arms, low=2), check_number("eta", eta, positive=True)
+        if (embedder is None) != (render is None):
+            raise ExpoError("give both embedder and render (embed the rendered block) or neither (one-hot rotations)")
+        self.hidden, self.epochs, self.lr, self.seed = int(hidden), int(epochs), float(lr), int(seed)
         self.embedder, self.render, self.rng = embedder, render, make_rng(seed)
         self.cumulative_scores = np.zeros(self.n_arms)   # float64, one per rotation offset
         self.features, self.scores, self.last_pool = [], [], None
@@ -286,23 +330,26 @@ class RotationEsSelector:
         rotations = cyclic_rotations(self.last_pool or ())
         if not isinstance(sequence, ExemplarSequence) or sequence not in rotations:
             raise ExpoError("tell needs the sequence returned by the last ask (a rotation of its summary rows)")
-        score = _check_score(score)
-        features = self._features(rotations)
+        score, features = check_score(score), self._features(rotations)
         self.features.append(features[rotations.index(sequence)]); self.scores.append(score)
-        params = fit_es_network(np.stack(self.features), np.array(self.scores), self.hidden, self.epochs, self.lr, self.seed)
-        with torch.no_grad():
-            x = torch.as_tensor(features)
-            self.cumulative_scores += (torch.relu(x @ params["W1"].T + params["b1"]) @ params["w2"] + params["b2"]).double().numpy()
+        params = fit_es_network(np.stack(self.features), np.array(self.scores), self.hidden, self.epochs, self.lr,
+                                self.seed)
+        with torch.no_grad():   # the new network's predictions for all K rotations, added to their cumulative scores
+            hidden = torch.relu(torch.as_tensor(features) @ params["W1"].T + params["b1"])
+            self.cumulative_scores += (hidden @ params["w2"] + params["b2"]).double().numpy()
 
-    def state_dict(self, networks: bool = True) -> dict:  # networks: ignored (no networks are stored), as ExpoEsSelector
+    def state_dict(self, networks: bool = True) -> dict:  # networks: ignored (none are stored), as ExpoEsSelector
         "Rng state, cumulative scores and training set, as JSON types (save between iterations, after tell)."
-        return {"kind": type(self).__name__, "rng": self.rng.bit_generator.state, "cumulative_scores": self.cumulative_scores.tolist(),
+        return {"kind": type(self).__name__, "rng": self.rng.bit_generator.state,
+                "cumulative_scores": self.cumulative_scores.tolist(),
                 "features": [f.tolist() for f in self.features], "scores": list(self.scores)}
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state from `state_dict` (the next draw is then identical; the next call must be ask)."
-        if not isinstance(state, dict) or state.get("kind") != type(self).__name__: raise ExpoError("not a saved RotationEsSelector state")
-        if len(state["cumulative_scores"]) != self.n_arms: raise ExpoError(f"saved state has {len(state['cumulative_scores'])} rotations, this selector {self.n_arms}")
+        if not isinstance(state, dict) or state.get("kind") != type(self).__name__:
+            raise ExpoError("not a saved RotationEsSelector state")
+        if len(state["cumulative_scores"]) != self.n_arms:
+            raise ExpoError(f"saved state has {len(state['cumulative_scores'])} rotations, this selector {self.n_arms}")
         self.rng.bit_generator.state = state["rng"]
         self.cumulative_scores = np.asarray(state["cumulative_scores"], dtype=np.float64).copy()
         self.features = [np.asarray(f, dtype=np.float32) for f in state["features"]]
@@ -311,9 +358,8 @@ class RotationEsSelector:
     def summary(self) -> dict:
         "Records, the entropy (nats) of the rotation distribution and its most likely rotation offset."
         p = self.probabilities
-        entropy = float(-(p * np.log(np.where(p > 0, p, 1.0))).sum())
-        return {"records": len(self.scores), "rotations": self.n_arms, "entropy": entropy,
-                "max_entropy": math.log(self.n_arms), "top_rotation": int(np.argmax(p)), "top_probability": float(p.max())}
+        return {"records": len(self.scores), "rotations": self.n_arms, **draw_summary(p),
+                "top_rotation": int(np.argmax(p)), "top_probability": float(p.max())}
 
 # %% ../nbs/13_expo_es.ipynb #146cc91f
 class ExemplarInputExpoSelector(ExpoSelector):
@@ -353,7 +399,7 @@ class ExemplarInputExpoSelector(ExpoSelector):
 
     def tell(self, arm: int, score: float) -> None:
         "Record the score of (arm, the exemplar block the last ask saw) and retrain the network on all records."
-        arm, score = self.domain.arm(arm).index, _check_score(score)
+        arm, score = check_feedback(self.domain, arm, score)
         if self.last_context is None: raise ExpoError("tell needs a preceding ask (it records the context ask saw)")
         self.history.append((arm, score)); self.exemplar_embeddings.append(self.last_context)
         self._fit(); self._pending = True
