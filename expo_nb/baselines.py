@@ -4,26 +4,37 @@
 
 # %% ../nbs/14_baselines.ipynb #eac6a5d8
 from __future__ import annotations
-import math
-from dataclasses import asdict
+
 import numpy as np
 import torch
-from .core import ExpoError, PromptDomain, make_rng
+
+from .core import PromptDomain, check_number, make_rng
 from .estimator import EstimatorConfig, ScoreEstimator
-from .exp3 import ExpoSelector, check_feedback, check_selector_state, selection_summary
+from expo_nb.exp3 import (
+    ExpoSelector,
+    check_domain,
+    check_feedback,
+    check_selector_state,
+    selection_summary,
+    selector_state,
+)
 
 # %% auto #0
-__all__ = ['FixedPromptSelector', 'UniformRandomSelector', 'ucb_bonus_squared', 'NeuralUcbSelector']
+__all__ = ['play_counts', 'FixedPromptSelector', 'UniformRandomSelector', 'ucb_bonus_squared', 'squared_gradient', 'initial_u',
+           'accumulate_u', 'NeuralUcbSelector']
+
+# %% ../nbs/14_baselines.ipynb #a2c686a2
+def play_counts(domain: PromptDomain, history: list[tuple[int, float]]) -> np.ndarray:
+    "How often each arm of `domain` was played in `history` (float64, one per arm): the baselines' summary value."
+    return np.bincount([a for a, _ in history], minlength=domain.n_arms).astype(np.float64)
 
 # %% ../nbs/14_baselines.ipynb #185b3590
 class FixedPromptSelector:
     "Always the same arm (default 0, the original prompt): the OPRO / Krishnamurthy baseline."
-
     def __init__(self, domain: PromptDomain,  # the arms
                  arm: int = 0):               # the arm to play every time
-        if not isinstance(domain, PromptDomain): raise ExpoError(f"domain must be a PromptDomain, got {type(domain).__name__}")
-        self.domain, self.arm = domain, domain.arm(arm).index
-        self.history: list[tuple[int, float]] = []
+        self.domain = check_domain(domain)
+        self.arm, self.history = domain.arm(arm).index, []   # history: told (arm, score) pairs, in order
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -40,8 +51,7 @@ class FixedPromptSelector:
 
     def state_dict(self) -> dict:
         "The fixed arm and the history, as JSON types."
-        return {"kind": type(self).__name__, "shape": list(self.domain.shape), "arm": self.arm,
-                "history": [[a, s] for a, s in self.history]}
+        return selector_state(self, "arm", "history")
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict`."
@@ -50,20 +60,15 @@ class FixedPromptSelector:
 
     def summary(self, top: int = 5) -> dict:
         "The fixed arm (value = number of plays)."
-        return selection_summary(self.domain, self.probabilities, _play_counts(self.domain, self.history), len(self.history), top)
-
-# %% ../nbs/14_baselines.ipynb #a2c686a2
-def _play_counts(domain: PromptDomain, history) -> np.ndarray:
-    return np.bincount([a for a, _ in history], minlength=domain.n_arms).astype(np.float64)
+        return selection_summary(self.domain, self.probabilities, play_counts(self.domain, self.history),
+                                 len(self.history), top)
 
 # %% ../nbs/14_baselines.ipynb #a2e9d9be
 class UniformRandomSelector:
     "A uniformly random arm every iteration."
-
     def __init__(self, domain: PromptDomain,  # the arms
                  seed: int = 0):              # seeds the draws
-        if not isinstance(domain, PromptDomain): raise ExpoError(f"domain must be a PromptDomain, got {type(domain).__name__}")
-        self.domain, self.rng = domain, make_rng(seed)
+        self.domain, self.rng = check_domain(domain), make_rng(seed)
         self.history: list[tuple[int, float]] = []
 
     @property
@@ -81,8 +86,7 @@ class UniformRandomSelector:
 
     def state_dict(self) -> dict:
         "History and generator state, as JSON types."
-        return {"kind": type(self).__name__, "shape": list(self.domain.shape),
-                "history": [[a, s] for a, s in self.history], "rng": self.rng.bit_generator.state}
+        return selector_state(self, "history", "rng")
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict`."
@@ -92,7 +96,8 @@ class UniformRandomSelector:
 
     def summary(self, top: int = 5) -> dict:
         "Entropy of the uniform distribution and the most played arms (value = number of plays)."
-        return selection_summary(self.domain, self.probabilities, _play_counts(self.domain, self.history), len(self.history), top)
+        return selection_summary(self.domain, self.probabilities, play_counts(self.domain, self.history),
+                                 len(self.history), top)
 
 # %% ../nbs/14_baselines.ipynb #1cba4e9e
 def ucb_bonus_squared(network: torch.nn.Sequential,   # Linear(d, h) -> activation -> Linear(h, 1)
@@ -102,10 +107,11 @@ def ucb_bonus_squared(network: torch.nn.Sequential,   # Linear(d, h) -> activati
                      ) -> np.ndarray:                 # (k1*k2,) sum_p g_p^2 / U_p, float64, arm_index order
     "The diagonal-U NeuralUCB variance term for every arm, via the factorized first layer."
     weight, bias = network[0].weight.detach().double(), network[0].bias.detach().double()
-    out_w, activation, d_dim = network[2].weight.detach().double()[0], network[1], domain.description_embeddings.shape[1]
+    out_w, activation = network[2].weight.detach().double()[0], network[1]
+    d_dim = domain.description_embeddings.shape[1]
     desc, inst = (torch.from_numpy(e).double() for e in (domain.description_embeddings, domain.instruction_embeddings))
     z_desc, z_inst = desc @ weight[:, :d_dim].T + bias, inst @ weight[:, d_dim:].T
-    v_desc, v_inst = desc ** 2 @ inverse_u["W"][:, :d_dim].T, inst ** 2 @ inverse_u["W"][:, d_dim:].T   # U^-1 x^2, split
+    v_desc, v_inst = desc ** 2 @ inverse_u["W"][:, :d_dim].T, inst ** 2 @ inverse_u["W"][:, d_dim:].T   # U^-1 x^2
     k1, k2 = domain.shape
     rows, out = max(1, block_floats // (k2 * weight.shape[0])), []
     for s in range(0, k1, rows):
@@ -118,22 +124,41 @@ def ucb_bonus_squared(network: torch.nn.Sequential,   # Linear(d, h) -> activati
             out.append(total + (c2 * (v_desc[s:s + rows, None, :] + v_inst[None])).sum(-1))
     return torch.cat(out).reshape(-1).numpy()
 
+# %% ../nbs/14_baselines.ipynb #77f90858
+def squared_gradient(network: torch.nn.Sequential,  # Linear(d, h) -> activation -> Linear(h, 1)
+                     features: np.ndarray,          # (d,) one arm's features x
+                    ) -> tuple[list[float], list[float]]:  # c^2 (h,), phi(z)^2 (h,)
+    "c^2 = (w2 * phi'(z))^2 and phi(z)^2 of one arm: together with x^2 they give its full squared gradient."
+    x = torch.from_numpy(np.asarray(features)).double()
+    z = (network[0].weight.detach().double() @ x + network[0].bias.detach().double()).requires_grad_()
+    hidden = network[1](z)
+    (slope,) = torch.autograd.grad(hidden.sum(), z)
+    c2 = (network[2].weight.detach().double()[0] * slope) ** 2
+    return c2.tolist(), (hidden.detach() ** 2).tolist()
+
+def initial_u(hidden: int, feature_dim: int, lambda_: float) -> dict[str, torch.Tensor]:
+    "The diagonal design matrix before any play: lambda for every parameter, per block W (h, d), b1, w2 (h,), b2 ()."
+    full = lambda shape: torch.full(shape, lambda_, dtype=torch.float64)
+    return {"W": full((hidden, feature_dim)), "b1": full((hidden,)), "w2": full((hidden,)), "b2": full(())}
+
+def accumulate_u(u: dict[str, torch.Tensor], c2: list[float], a2: list[float], features: np.ndarray) -> None:
+    "Add one played arm's squared gradient (from `squared_gradient` and its features x) to the diagonal U, in place."
+    c2, x2 = torch.tensor(c2, dtype=torch.float64), torch.from_numpy(np.asarray(features)).double() ** 2
+    u["W"] += c2[:, None] * x2[None, :]
+    u["b1"] += c2; u["w2"] += torch.tensor(a2, dtype=torch.float64); u["b2"] += 1.0
+
 # %% ../nbs/14_baselines.ipynb #6763dc88
 class NeuralUcbSelector:
     "NeuralUCB with a diagonal gradient covariance (INSTINCT-style), on EXPO's network and features."
-
     def __init__(self, domain: PromptDomain,                # the arms
                  estimator: EstimatorConfig | None = None,  # the network config (same as EXPO's); None -> default
                  nu: float = 1.0,                           # exploration weight on sigma
                  lambda_: float = 1.0,                      # initial value of the diagonal U
                  seed: int = 0):                            # breaks ties between equal UCBs
-        if not isinstance(domain, PromptDomain): raise ExpoError(f"domain must be a PromptDomain, got {type(domain).__name__}")
-        if not (math.isfinite(nu) and nu >= 0): raise ExpoError(f"nu must be a finite number >= 0, got {nu}")
-        if not (math.isfinite(lambda_) and lambda_ > 0): raise ExpoError(f"lambda_ must be a positive number, got {lambda_}")
-        self.domain, self.nu, self.lambda_, self.rng = domain, float(nu), float(lambda_), make_rng(seed)
+        self.domain, self.rng = check_domain(domain), make_rng(seed)
+        self.nu, self.lambda_ = check_number("nu", nu, low=0), check_number("lambda_", lambda_, positive=True)
         self.config = estimator or EstimatorConfig()
-        self.estimator = ScoreEstimator(self.config)
-        self.history: list[tuple[int, float]] = []
+        self.estimator, self.history = ScoreEstimator(self.config), []
         self.gradient_log: list[tuple[list[float], list[float]]] = []   # (c^2, phi(z)^2) of each told arm
         self.u, self.means, self.bonus = None, np.zeros(domain.n_arms), np.zeros(domain.n_arms)
 
@@ -165,14 +190,12 @@ class NeuralUcbSelector:
         if first: self._log_gradient(arm)                           # the first arm, with the first network
         self.means = self.estimator.predict_domain(self.domain)
         inverse_u = {k: 1 / v for k, v in self._u().items()}
-        self.bonus = self.estimator.label_scale * np.sqrt(ucb_bonus_squared(self.estimator.network, self.domain, inverse_u))
+        bonus_squared = ucb_bonus_squared(self.estimator.network, self.domain, inverse_u)
+        self.bonus = self.estimator.label_scale * np.sqrt(bonus_squared)
 
     def state_dict(self) -> dict:
         "History, gradient log, current means/bonuses and generator state, as JSON types."
-        return {"kind": type(self).__name__, "shape": list(self.domain.shape), "nu": self.nu, "lambda_": self.lambda_,
-                "config": asdict(self.config), "history": [[a, s] for a, s in self.history],
-                "gradient_log": [[c2, a2] for c2, a2 in self.gradient_log], "means": self.means.tolist(),
-                "bonus": self.bonus.tolist(), "rng": self.rng.bit_generator.state}
+        return selector_state(self, "nu", "lambda_", "config", "history", "gradient_log", "means", "bonus", "rng")
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict`; U is rebuilt from the gradient log in the original order."
@@ -184,44 +207,27 @@ class NeuralUcbSelector:
         self.rng.bit_generator.state = state["rng"]
         self.u, self.estimator = None, ScoreEstimator(self.config)
         skipped = len(self.history) - len(self.gradient_log)      # 1 in states saved before the first arm counted
-        for (c2, a2), (arm, _) in zip(self.gradient_log, self.history[skipped:]): self._accumulate(c2, a2, arm)
+        for (c2, a2), (arm, _) in zip(self.gradient_log, self.history[skipped:]):
+            accumulate_u(self._u(), c2, a2, self.domain.features([arm])[0])
 
     def summary(self, top: int = 5) -> dict:
         "The arms with the largest UCB (value = UCB)."
         ucb = self.upper_confidence
-        return selection_summary(self.domain, self.probabilities, ucb, len(self.history), top) | {
-            "top_arms": [{"arm": int(a), "mean": float(self.means[a]), "bonus": float(self.bonus[a]), "ucb": float(ucb[a])}
-                         for a in np.argsort(-ucb, kind="stable")[:top]]}
+        rows = [{"arm": int(a), "mean": float(self.means[a]), "bonus": float(self.bonus[a]), "ucb": float(ucb[a])}
+                for a in np.argsort(-ucb, kind="stable")[:top]]
+        return selection_summary(self.domain, self.probabilities, ucb, len(self.history), top) | {"top_arms": rows}
 
     def _log_gradient(self, arm: int) -> None:
         "Add the played arm's squared gradient (current network) to the log and to U."
-        self.gradient_log.append(_squared_gradient(self.estimator.network, self.domain.features([arm])[0]))
-        self._accumulate(*self.gradient_log[-1], arm)
+        features = self.domain.features([arm])[0]
+        self.gradient_log.append(squared_gradient(self.estimator.network, features))
+        accumulate_u(self._u(), *self.gradient_log[-1], features)
 
     def _refit(self):
         arms, scores = zip(*self.history)
         self.estimator.fit(self.domain.features(arms), np.array(scores))
 
     def _u(self) -> dict:
-        if self.u is None:
-            h = self.config.hidden_width(self.domain.feature_dim)
-            self.u = {"W": torch.full((h, self.domain.feature_dim), self.lambda_, dtype=torch.float64),
-                      "b1": torch.full((h,), self.lambda_, dtype=torch.float64),
-                      "w2": torch.full((h,), self.lambda_, dtype=torch.float64), "b2": torch.tensor(self.lambda_, dtype=torch.float64)}
+        d = self.domain.feature_dim
+        if self.u is None: self.u = initial_u(self.config.hidden_width(d), d, self.lambda_)
         return self.u
-
-    def _accumulate(self, c2: list[float], a2: list[float], arm: int) -> None:
-        u, c2 = self._u(), torch.tensor(c2, dtype=torch.float64)
-        x2 = torch.from_numpy(self.domain.features([arm])[0]).double() ** 2
-        u["W"] += c2[:, None] * x2[None, :]
-        u["b1"] += c2; u["w2"] += torch.tensor(a2, dtype=torch.float64); u["b2"] += 1.0
-
-# %% ../nbs/14_baselines.ipynb #77f90858
-def _squared_gradient(network: torch.nn.Sequential, features: np.ndarray) -> tuple[list[float], list[float]]:
-    "c^2 = (w2 * phi'(z))^2 and phi(z)^2 of one arm: together with x^2 they give its full squared gradient."
-    x = torch.from_numpy(np.asarray(features)).double()
-    z = (network[0].weight.detach().double() @ x + network[0].bias.detach().double()).requires_grad_()
-    hidden = network[1](z)
-    (slope,) = torch.autograd.grad(hidden.sum(), z)
-    c2 = (network[2].weight.detach().double()[0] * slope) ** 2
-    return c2.tolist(), (hidden.detach() ** 2).tolist()

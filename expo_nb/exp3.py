@@ -14,7 +14,7 @@ from .core import ExpoError, PromptDomain, check_number, is_number, make_rng
 from .estimator import EstimatorConfig, ScoreEstimator
 
 # %% auto #0
-__all__ = ['arm_probabilities', 'sample_arm', 'check_score', 'check_feedback', 'json_state', 'selector_state',
+__all__ = ['arm_probabilities', 'sample_arm', 'check_domain', 'check_score', 'check_feedback', 'json_state', 'selector_state',
            'check_selector_state', 'selection_summary', 'refit_predictions', 'ExpoSelector']
 
 # %% ../nbs/12_exp3.ipynb #53d60a19
@@ -46,6 +46,12 @@ def sample_arm(probabilities: np.ndarray,    # (k,) non-negative, summing to 1
     return min(index, p.size - 1)   # guard against the last cdf entry rounding below u
 
 # %% ../nbs/12_exp3.ipynb #c4ba127a
+def check_domain(domain) -> PromptDomain:
+    "`domain` unchanged; ExpoError unless it is a PromptDomain (every selector's first argument)."
+    if not isinstance(domain, PromptDomain):
+        raise ExpoError(f"domain must be a PromptDomain, got {type(domain).__name__}")
+    return domain
+
 def check_score(score) -> float:
     "`score` as a float; ExpoError unless it is a finite number (not a bool)."
     if not is_number(score):
@@ -110,9 +116,7 @@ class ExpoSelector:
                  estimator: EstimatorConfig | None = None,     # the score network's config; None -> EstimatorConfig()
                  seed: int = 0,                                # seeds the arm sampling
                  start_with_original: bool = True):            # the first ask (no history yet) returns arm 0
-        if not isinstance(domain, PromptDomain):
-            raise ExpoError(f"domain must be a PromptDomain, got {type(domain).__name__}")
-        self.domain, self.eta = domain, check_number("eta", eta, positive=True)
+        self.domain, self.eta = check_domain(domain), check_number("eta", eta, positive=True)
         self.start_with_original, self.config = bool(start_with_original), estimator or EstimatorConfig()
         self.estimator, self.rng = ScoreEstimator(self.config), make_rng(seed)
         self.cumulative_scores = np.zeros(domain.n_arms, dtype=np.float64)
