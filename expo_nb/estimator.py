@@ -4,20 +4,25 @@
 
 # %% ../nbs/11_estimator.ipynb #398c4ce8
 from __future__ import annotations
+
 import math
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-from .core import ExpoError, PromptDomain
+
+from .core import ExpoError, PromptDomain, check_choice, check_int, check_number
 
 # %% auto #0
-__all__ = ['LR_DEFAULT', 'EstimatorConfig', 'fit_mlp', 'ScoreEstimator', 'span_basis']
+__all__ = ['LR_DEFAULT', 'EstimatorConfig', 'fit_mlp', 'label_statistics', 'factorized_predictions', 'span_basis',
+           'ScoreEstimator']
 
-# %% ../nbs/11_estimator.ipynb #30e40da1
+# %% ../nbs/11_estimator.ipynb #42952e10
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 LR_DEFAULT = 0.1   # SGD with momentum 0.9 on standardised labels: fits as well as Adam at 1e-3 (measured)
 
+# %% ../nbs/11_estimator.ipynb #30e40da1
 @dataclass(frozen=True)
 class EstimatorConfig:
     "Everything about EXPO's score network that the paper leaves open, with our defaults."
@@ -35,19 +40,17 @@ class EstimatorConfig:
     input_projection: str = "domain" # "domain": train on coordinates in the domain's embedding span; "none": raw
 
     def __post_init__(self):
-        if self.hidden is not None and (not isinstance(self.hidden, int) or self.hidden < 1):
-            raise ExpoError(f"hidden must be a positive int or None (= feature_dim // 4), got {self.hidden!r}")
-        if self.activation not in _ACTIVATIONS: raise ExpoError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
-        if self.optimizer not in _OPTIMIZERS: raise ExpoError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {self.optimizer!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0): raise ExpoError(f"lr must be a positive number, got {self.lr}")
-        if not isinstance(self.epochs, int) or self.epochs < 1: raise ExpoError(f"epochs must be an int >= 1, got {self.epochs!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ExpoError(f"batch_size must be a positive int or None (full batch), got {self.batch_size!r}")
-        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+        if self.hidden is not None: check_int("hidden", self.hidden, low=1)   # None: feature_dim // 4
+        check_choice("activation", self.activation, _ACTIVATIONS)
+        check_choice("optimizer", self.optimizer, _OPTIMIZERS)
+        check_number("lr", self.lr, positive=True)
+        check_int("epochs", self.epochs, low=1)
+        if self.batch_size is not None: check_int("batch_size", self.batch_size, low=1)   # None: full batch
+        if check_number("momentum", self.momentum, low=0) >= 1:
             raise ExpoError(f"momentum must be in [0, 1), got {self.momentum}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0): raise ExpoError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)): raise ExpoError(f"seed must be an int, got {self.seed!r}")
-        if self.input_projection not in ("domain", "none"): raise ExpoError(f"input_projection must be 'domain' or 'none', got {self.input_projection!r}")
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_int("seed", self.seed)
+        check_choice("input_projection", self.input_projection, ("domain", "none"))
 
     def hidden_width(self, feature_dim: int) -> int:
         "The hidden width for a given input dimension."
@@ -62,7 +65,8 @@ def _seeded_linear(fan_in: int, fan_out: int, generator: torch.Generator) -> tor
         layer.bias.copy_((torch.rand(fan_out, generator=generator) * 2 - 1) * bound)
     return layer
 
-def _first_layer(width: int, generator: torch.Generator, n_inputs: int, basis: torch.Tensor | None) -> torch.nn.Linear:
+def _first_layer(width: int, generator: torch.Generator, n_inputs: int,
+                 basis: torch.Tensor | None) -> torch.nn.Linear:
     "The raw network's seeded first layer; with a (d, r) `basis`, the same layer seen from the coordinates: W0 Q."
     if basis is None: return _seeded_linear(n_inputs, width, generator)
     raw = _seeded_linear(basis.shape[0], width, generator)
@@ -71,6 +75,19 @@ def _first_layer(width: int, generator: torch.Generator, n_inputs: int, basis: t
         layer.weight.copy_(raw.weight @ basis)
         layer.bias.copy_(raw.bias)
     return layer
+
+# %% ../nbs/11_estimator.ipynb #1da2ee9c
+def _check_training_data(features, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    "(n, d) float32 features and (n,) float32 targets, both finite, n >= 1, as tensors."
+    x = np.asarray(features, dtype=np.float32); y = np.asarray(targets, dtype=np.float64)
+    if x.ndim != 2: raise ExpoError(f"features must be a 2-d array (n, d), got shape {x.shape}")
+    if x.shape[0] == 0: raise ExpoError("no training data: fit needs at least one (features, score) pair")
+    if y.shape != (x.shape[0],):
+        raise ExpoError(f"scores must have shape ({x.shape[0]},) to match the features, got {y.shape}")
+    if not np.isfinite(x).all(): raise ExpoError("features contain NaN or inf")
+    if not np.isfinite(y).all():
+        raise ExpoError("scores contain NaN or inf; drop or replace invalid scores before fitting")
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))
 
 # %% ../nbs/11_estimator.ipynb #56ae216d
 def fit_mlp(features: np.ndarray,                     # (n, d) training inputs
@@ -85,10 +102,11 @@ def fit_mlp(features: np.ndarray,                     # (n, d) training inputs
     x, y = _check_training_data(features, targets)
     generator = generator if generator is not None else torch.Generator().manual_seed(int(config.seed))
     width = int(hidden) if hidden is not None else config.hidden_width(x.shape[1])
-    network = torch.nn.Sequential(_first_layer(width, generator, x.shape[1], input_basis), _ACTIVATIONS[config.activation](),
-                                  _seeded_linear(width, 1, generator))
-    extra = {"fused": True} if config.optimizer in ("adam", "adamw") else {"momentum": config.momentum}   # fused Adam: 2x
-    optimizer = _OPTIMIZERS[config.optimizer](network.parameters(), lr=config.lr, weight_decay=config.weight_decay, **extra)
+    network = torch.nn.Sequential(_first_layer(width, generator, x.shape[1], input_basis),
+                                  _ACTIVATIONS[config.activation](), _seeded_linear(width, 1, generator))
+    extra = {"fused": True} if config.optimizer in ("adam", "adamw") else {"momentum": config.momentum}   # fused: 2x
+    optimizer = _OPTIMIZERS[config.optimizer](network.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                              **extra)
     batch = config.batch_size or x.shape[0]
     for _ in range(config.epochs):
         order = torch.randperm(x.shape[0], generator=generator) if batch < x.shape[0] else torch.arange(x.shape[0])
@@ -99,106 +117,49 @@ def fit_mlp(features: np.ndarray,                     # (n, d) training inputs
             optimizer.step()
     return network.eval()
 
-# %% ../nbs/11_estimator.ipynb #1da2ee9c
-def _check_training_data(features, targets) -> tuple[torch.Tensor, torch.Tensor]:
-    x = np.asarray(features, dtype=np.float32); y = np.asarray(targets, dtype=np.float64)
-    if x.ndim != 2: raise ExpoError(f"features must be a 2-d array (n, d), got shape {x.shape}")
-    if x.shape[0] == 0: raise ExpoError("no training data: fit needs at least one (features, score) pair")
-    if y.shape != (x.shape[0],): raise ExpoError(f"scores must have shape ({x.shape[0]},) to match the features, got {y.shape}")
-    if not np.isfinite(x).all(): raise ExpoError("features contain NaN or inf")
-    if not np.isfinite(y).all(): raise ExpoError("scores contain NaN or inf; drop or replace invalid scores before fitting")
-    return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))
+# %% ../nbs/11_estimator.ipynb #3f71d8f4
+def label_statistics(scores: np.ndarray,   # (n,) training scores
+                     standardize: bool,    # train on (y - mean) / std (else on y)
+                    ) -> tuple[float, float, bool]:  # mean, scale, constant
+    "The label shift and scale the network trains on, and whether the scores have no spread (then: no information)."
+    y = np.asarray(scores, dtype=np.float64)
+    std = float(y.std()) if standardize else 1.0
+    mean = float(y.mean()) if standardize else 0.0
+    constant = bool(np.ptp(y) <= 1e-12 * max(1.0, abs(float(y.mean()))))   # no spread: no information
+    return mean, (std if std > 1e-12 else 1.0), constant   # one point or equal scores: centre only
 
-# %% ../nbs/11_estimator.ipynb #acad250e
-_IN_PLACE = {torch.nn.ReLU: torch.relu_, torch.nn.Tanh: torch.tanh_, torch.nn.Sigmoid: torch.sigmoid_}   # GELU: out of place
+# %% ../nbs/11_estimator.ipynb #fd6bb876
+_IN_PLACE = {torch.nn.ReLU: torch.relu_, torch.nn.Tanh: torch.tanh_, torch.nn.Sigmoid: torch.sigmoid_}   # GELU: not
 
-class ScoreEstimator:
-    "EXPO's MLP score estimator: fit on (arm features, scores), predict any arm or the whole domain."
-    block_floats = 1 << 22   # bound on the broadcast (rows, k2, hidden) tensor in predict_domain
+def factorized_predictions(network: torch.nn.Sequential,  # Linear(dD + dI, h) -> activation -> Linear(h, 1)
+                           descriptions: torch.Tensor,     # (k1, dD) the descriptions' first-layer inputs
+                           instructions: torch.Tensor,     # (k2, dI) the instructions' first-layer inputs
+                           block_floats: int = 1 << 22,    # bound on the broadcast (rows, k2, h) tensor
+                          ) -> np.ndarray:                 # (k1 * k2,) float64, arm i * k2 + j is the pair (i, j)
+    "The network's output for every (description, instruction) pair, never building the k1 k2 x (dD + dI) matrix."
+    weight, bias, split = network[0].weight.detach(), network[0].bias.detach(), descriptions.shape[1]
+    (k1, k2), activate = (descriptions.shape[0], instructions.shape[0]), _IN_PLACE.get(type(network[1]), network[1])
+    with torch.no_grad():
+        per_description = descriptions @ weight[:, :split].T + bias  # (k1, h)
+        per_instruction = instructions @ weight[:, split:].T         # (k2, h)
+        out_w, out_b = network[2].weight.detach()[0], network[2].bias.detach()[0]
+        rows = min(k1, max(1, block_floats // (k2 * weight.shape[0])))
+        block, scores = torch.empty(rows, k2, weight.shape[0]), torch.empty(k1, k2)   # one reused buffer
+        for s in range(0, k1, rows):
+            n = min(rows, k1 - s)
+            torch.add(per_description[s:s + n, None, :], per_instruction[None], out=block[:n])
+            torch.matmul(activate(block[:n]), out_w, out=scores[s:s + n])
+        return (scores.reshape(-1) + out_b).double().numpy()
 
-    def __init__(self, config: EstimatorConfig | None = None):  # None -> EstimatorConfig()
-        self.config = config or EstimatorConfig()
-        self.network: torch.nn.Sequential | None = None
-        self.label_mean, self.label_scale = 0.0, 1.0
-        self.projection: tuple[torch.Tensor, torch.Tensor] | None = None   # (description, instruction) bases in use
-        self.constant = False   # all training scores equal: every prediction is that score (the network is not used)
-        self._feature_dim, self._basis_cache = 0, (None, None)
-
-    def fit(self, features: np.ndarray,                # (n, d) arm features [g(D); g(I)]
-            scores: np.ndarray,                        # (n,) observed scores
-            domain: PromptDomain | None = None,        # the arms' domain: with input_projection="domain", train in its span
-           ) -> "ScoreEstimator":
-        "Retrain from the seeded initialisation on all (features, scores) pairs."
-        x, y = _check_training_data(features, scores)
-        y64 = np.asarray(scores, dtype=np.float64)
-        std = float(y64.std()) if self.config.standardize_labels else 1.0
-        self.label_mean = float(y64.mean()) if self.config.standardize_labels else 0.0
-        self._labels = y64
-        self.label_scale = std if std > 1e-12 else 1.0   # one point or equal scores: centre only
-        self.constant = bool(np.ptp(y64) <= 1e-12 * max(1.0, abs(float(y64.mean()))))   # no spread: no information
-        self._feature_dim = x.shape[1]
-        self.projection = self._domain_bases(domain, x.shape[1]) if self.config.input_projection == "domain" else None
-        x = _project(x, self.projection)
-        mean_x, scale_x = _input_scaling(x, self.config.standardize_inputs)
-        labels = (y64 - self.label_mean) / self.label_scale
-        basis = torch.block_diag(*self.projection) if self.projection is not None else None
-        self.network = fit_mlp(((x - mean_x) / scale_x).numpy(), labels, self.config.hidden_width(self._feature_dim),
-                               self.config, torch.Generator().manual_seed(int(self.config.seed)), input_basis=basis)
-        _fold_input_scaling(self.network[0], mean_x, scale_x)
-        return self
-
-    @property
-    def feature_dim(self) -> int:
-        "Dimension of the arm features the estimator was fitted on (before any projection)."
-        self._fitted(); return self._feature_dim
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        "Predicted scores (float64) for a (m, d) array of arm features."
-        x = np.asarray(features, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.feature_dim:
-            raise ExpoError(f"features must have shape (m, {self.feature_dim}) like the training data, got {x.shape}")
-        if self.constant: return np.full(x.shape[0], float(np.mean(self._labels)))
-        with torch.no_grad(): out = self._fitted()(_project(torch.from_numpy(x), self.projection)).squeeze(-1).double().numpy()
-        return out * self.label_scale + self.label_mean
-
-    def predict_domain(self, domain: PromptDomain) -> np.ndarray:
-        "Predicted scores of all k1*k2 arms (float64, arm_index order), via the factorized first layer."
-        net = self._fitted()
-        if self.constant: return np.full(domain.n_arms, float(np.mean(self._labels)))
-        if domain.feature_dim != self.feature_dim:
-            raise ExpoError(f"domain feature dim {domain.feature_dim} != the estimator's {self.feature_dim}; use the same embedder")
-        descriptions = torch.from_numpy(domain.description_embeddings)
-        instructions = torch.from_numpy(domain.instruction_embeddings)
-        if self.projection is not None: descriptions, instructions = descriptions @ self.projection[0], instructions @ self.projection[1]
-        weight, bias = net[0].weight.detach(), net[0].bias.detach()
-        with torch.no_grad():
-            per_description = descriptions @ weight[:, :descriptions.shape[1]].T + bias  # (k1, h)
-            per_instruction = instructions @ weight[:, descriptions.shape[1]:].T         # (k2, h)
-            out_w, out_b = net[2].weight.detach()[0], net[2].bias.detach()[0]
-            (k1, k2), activate = domain.shape, _IN_PLACE.get(type(net[1]), net[1])
-            rows = min(k1, max(1, self.block_floats // (k2 * weight.shape[0])))
-            block, scores = torch.empty(rows, k2, weight.shape[0]), torch.empty(k1, k2)   # one reused buffer
-            for s in range(0, k1, rows):
-                n = min(rows, k1 - s)
-                torch.add(per_description[s:s + n, None, :], per_instruction[None], out=block[:n])
-                torch.matmul(activate(block[:n]), out_w, out=scores[s:s + n])
-            out = (scores.reshape(-1) + out_b).double().numpy()
-        return out * self.label_scale + self.label_mean
-
-    def _domain_bases(self, domain: PromptDomain | None, feature_dim: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if domain is None: return None   # no domain given (EXPO-ES inputs, NeuralUCB): raw features
-        if domain.feature_dim != feature_dim:
-            raise ExpoError(f"domain feature dim {domain.feature_dim} != the features' {feature_dim}; use the same embedder")
-        cached_domain, bases = self._basis_cache
-        if cached_domain is not domain:   # one SVD per domain, reused every iteration
-            bases = (torch.from_numpy(span_basis(domain.description_embeddings)),
-                     torch.from_numpy(span_basis(domain.instruction_embeddings)))
-            self._basis_cache = (domain, bases)
-        return bases
-
-    def _fitted(self) -> torch.nn.Sequential:
-        if self.network is None: raise ExpoError("the estimator is not fitted yet: call fit(features, scores) first")
-        return self.network
+# %% ../nbs/11_estimator.ipynb #c7125067
+def span_basis(embeddings: np.ndarray,  # (k, d) embeddings of one domain part
+               rtol: float = 1e-6,      # singular values below rtol * the largest count as zero
+              ) -> np.ndarray:          # (d, r) float32 with orthonormal columns, r = numerical rank (>= 1)
+    "An orthonormal basis of the span of the rows of `embeddings`, from a thin SVD."
+    e = np.asarray(embeddings, dtype=np.float64)
+    _, singular, vt = np.linalg.svd(e, full_matrices=False)
+    rank = max(1, int((singular > rtol * singular.max()).sum())) if singular.size and singular.max() > 0 else 1
+    return np.ascontiguousarray(vt[:rank].T, dtype=np.float32)
 
 # %% ../nbs/11_estimator.ipynb #32e049fb
 def _project(x: torch.Tensor, bases: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
@@ -218,12 +179,76 @@ def _fold_input_scaling(layer: torch.nn.Linear, mean_x: torch.Tensor, scale_x: t
         layer.weight.div_(scale_x)
         layer.bias.sub_(layer.weight @ mean_x)
 
-# %% ../nbs/11_estimator.ipynb #c7125067
-def span_basis(embeddings: np.ndarray,  # (k, d) embeddings of one domain part
-               rtol: float = 1e-6,      # singular values below rtol * the largest count as zero
-              ) -> np.ndarray:          # (d, r) float32 with orthonormal columns, r = numerical rank (>= 1)
-    "An orthonormal basis of the span of the rows of `embeddings`, from a thin SVD."
-    e = np.asarray(embeddings, dtype=np.float64)
-    _, singular, vt = np.linalg.svd(e, full_matrices=False)
-    rank = max(1, int((singular > rtol * singular.max()).sum())) if singular.size and singular.max() > 0 else 1
-    return np.ascontiguousarray(vt[:rank].T, dtype=np.float32)
+# %% ../nbs/11_estimator.ipynb #acad250e
+class ScoreEstimator:
+    "EXPO's MLP score estimator: fit on (arm features, scores), predict any arm or the whole domain."
+    block_floats = 1 << 22   # bound on the broadcast (rows, k2, hidden) tensor in predict_domain
+
+    def __init__(self, config: EstimatorConfig | None = None):  # None -> EstimatorConfig()
+        self.config = config or EstimatorConfig()
+        self.network: torch.nn.Sequential | None = None
+        self.label_mean, self.label_scale = 0.0, 1.0
+        self.projection: tuple[torch.Tensor, torch.Tensor] | None = None   # (description, instruction) bases in use
+        self.constant = False   # all training scores equal: every prediction is that score (the network is not used)
+        self._feature_dim, self._basis_cache = 0, (None, None)
+
+    def fit(self, features: np.ndarray,                # (n, d) arm features [g(D); g(I)]
+            scores: np.ndarray,                        # (n,) observed scores
+            domain: PromptDomain | None = None,        # the arms' domain: with input_projection="domain", its span
+           ) -> "ScoreEstimator":
+        "Retrain from the seeded initialisation on all (features, scores) pairs."
+        x, _ = _check_training_data(features, scores)
+        self._labels = np.asarray(scores, dtype=np.float64)
+        statistics = label_statistics(self._labels, self.config.standardize_labels)
+        self.label_mean, self.label_scale, self.constant = statistics
+        self._feature_dim = x.shape[1]
+        self.projection = self._domain_bases(domain, x.shape[1]) if self.config.input_projection == "domain" else None
+        x = _project(x, self.projection)
+        mean_x, scale_x = _input_scaling(x, self.config.standardize_inputs)
+        labels = (self._labels - self.label_mean) / self.label_scale
+        basis = torch.block_diag(*self.projection) if self.projection is not None else None
+        self.network = fit_mlp(((x - mean_x) / scale_x).numpy(), labels, self.config.hidden_width(self._feature_dim),
+                               self.config, torch.Generator().manual_seed(int(self.config.seed)), input_basis=basis)
+        _fold_input_scaling(self.network[0], mean_x, scale_x)
+        return self
+
+    @property
+    def feature_dim(self) -> int:
+        "Dimension of the arm features the estimator was fitted on (before any projection)."
+        self._fitted(); return self._feature_dim
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        "Predicted scores (float64) for a (m, d) array of arm features."
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.feature_dim:
+            raise ExpoError(f"features must have shape (m, {self.feature_dim}) like the training data, got {x.shape}")
+        if self.constant: return np.full(x.shape[0], float(np.mean(self._labels)))
+        with torch.no_grad(): out = self._fitted()(_project(torch.from_numpy(x), self.projection)).squeeze(-1)
+        return out.double().numpy() * self.label_scale + self.label_mean
+
+    def predict_domain(self, domain: PromptDomain) -> np.ndarray:
+        "Predicted scores of all k1*k2 arms (float64, arm_index order), via the factorized first layer."
+        net = self._fitted()
+        if self.constant: return np.full(domain.n_arms, float(np.mean(self._labels)))
+        if domain.feature_dim != self.feature_dim:
+            raise ExpoError(f"domain feature dim {domain.feature_dim} != the estimator's {self.feature_dim}; "
+                            "use the same embedder")
+        parts = [torch.from_numpy(domain.description_embeddings), torch.from_numpy(domain.instruction_embeddings)]
+        if self.projection is not None: parts = [part @ basis for part, basis in zip(parts, self.projection)]
+        return factorized_predictions(net, *parts, self.block_floats) * self.label_scale + self.label_mean
+
+    def _domain_bases(self, domain: PromptDomain | None, feature_dim: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if domain is None: return None   # no domain given (EXPO-ES inputs, NeuralUCB): raw features
+        if domain.feature_dim != feature_dim:
+            raise ExpoError(f"domain feature dim {domain.feature_dim} != the features' {feature_dim}; "
+                            "use the same embedder")
+        cached_domain, bases = self._basis_cache
+        if cached_domain is not domain:   # one SVD per domain, reused every iteration
+            bases = (torch.from_numpy(span_basis(domain.description_embeddings)),
+                     torch.from_numpy(span_basis(domain.instruction_embeddings)))
+            self._basis_cache = (domain, bases)
+        return bases
+
+    def _fitted(self) -> torch.nn.Sequential:
+        if self.network is None: raise ExpoError("the estimator is not fitted yet: call fit(features, scores) first")
+        return self.network
