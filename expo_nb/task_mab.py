@@ -4,176 +4,261 @@
 
 # %% ../nbs/23_task_mab.ipynb #46f13c88
 from __future__ import annotations
-import math, re
+
+import math
+import re
 from typing import Sequence
+
 import numpy as np
-from .core import (ChatModel, Exemplar, ExemplarSequence, ExpoError, MetaInstruction, MetaPrompt, TaskDescription,
-                          batch_requests, make_rng)
-from .tasks import Parsed, StepOutcome, Task, coerce_prompt_part
+
+from expo_nb.core import (
+    ChatModel,
+    Exemplar,
+    ExemplarSequence,
+    ExpoError,
+    MetaInstruction,
+    MetaPrompt,
+    TaskDescription,
+    check_choice,
+    check_int,
+    make_rng,
+)
+from .tasks import Parsed, StepOutcome, Task, ask_batch, coerce_prompt_part, completion_totals
 
 # %% auto #0
-__all__ = ['INSTANCES', 'COLOUR_WORDS', 'parse_distribution', 'BanditTask']
+__all__ = ['INSTANCES', 'COLOUR_WORDS', 'INVALID_SCORES', 'BANDIT_QUESTION', 'example_answer', 'bandit_description',
+           'bandit_instruction', 'answer_content', 'normalized', 'read_probabilities', 'parse_distribution',
+           'button_estimates', 'expected_step_regret', 'draw_press', 'BanditGame', 'game_state', 'restore_game',
+           'render_summary', 'BanditPrompts', 'BanditTask']
 
 # %% ../nbs/23_task_mab.ipynb #7c3f8deb
 INSTANCES = {"hard": (("blue", "green", "red", "yellow", "purple"), (0.6, 0.4, 0.4, 0.4, 0.4)),
              "easy": (("blue", "green", "red", "yellow"), (0.75, 0.25, 0.25, 0.25))}
 
 # %% ../nbs/23_task_mab.ipynb #e500dd16
-def _description(colours: Sequence[str], horizon: int) -> str:
+def example_answer(colours: Sequence[str]) -> str:
+    "The uniform distribution in the answer format, e.g. 'blue:0.25,green:0.25,...', used as the format example."
+    return ",".join(f"{c}:{1 / len(colours):.2f}" for c in colours)
+
+def bandit_description(colours: Sequence[str], horizon: int) -> str:
+    "The task description D: the framing, the buttons and their unknown Bernoulli rewards, the horizon."
     names = ", ".join(colours[:-1]) + f" and {colours[-1]}"
     return (f"You are a bandit algorithm in a room with {len(colours)} buttons, coloured {names}. "
-            "Pressing a button gives a random reward: 1 with a fixed probability that belongs to that button, 0 otherwise. "
-            "You do not know these probabilities, and they may differ from button to button. "
+            "Pressing a button gives a random reward: 1 with a fixed probability that belongs to that button, "
+            "0 otherwise. You do not know these probabilities, and they may differ from button to button. "
             f"The game lasts {horizon} time steps, and at each step you press exactly one button. "
             f"Your goal is to collect as much reward as possible over the {horizon} steps.")
 
-def _instruction(colours: Sequence[str], reasoning: bool) -> str:
-    example = ",".join(f"{c}:{1 / len(colours):.2f}" for c in colours)
+def bandit_instruction(colours: Sequence[str], reasoning: bool) -> str:
+    "The meta-instruction I: the summary to come, the answer as a distribution, and whether to reason first."
     how = ("Think it through step by step before you give your answer." if reasoning
            else "Give your answer straight away, with no explanation.")
     return ("At every step you will see a summary of the buttons you pressed so far and the rewards they gave, "
             "and you choose again. You may answer with a probability distribution over the buttons, written exactly "
-            f"as color:probability pairs separated by commas, for example {example}. {how}")
+            f"as color:probability pairs separated by commas, for example {example_answer(colours)}. {how}")
 
 # %% ../nbs/23_task_mab.ipynb #398cb148
-_PAIR = re.compile(r"(?<![A-Za-z])([A-Za-z]+)(?:\s+button)?\s*[:=]\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?))\s*(%?)",
-                   re.IGNORECASE)
-COLOUR_WORDS = frozenset("red green blue yellow purple orange pink black white brown grey gray cyan magenta violet indigo teal gold silver".split())
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"
+_PAIR = re.compile(rf"(?<![A-Za-z])([A-Za-z]+)(?:\s+button)?\s*[:=]\s*({_NUMBER})\s*(%?)", re.IGNORECASE)
 _TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
+COLOUR_WORDS = frozenset(("red green blue yellow purple orange pink black white brown grey gray cyan magenta violet "
+                          "indigo teal gold silver").split())
 
+def answer_content(reply: str, require_tag: bool = False) -> str | None:
+    "The last <Answer> tag's text (closing tag optional), else the reply's end; None if a required tag is missing."
+    tags = _TAG.findall(reply[:20000])
+    if not tags and require_tag: return None
+    return (tags[-1] if tags else reply[-2000:]).strip()
+
+# %% ../nbs/23_task_mab.ipynb #c3daaaa5
+def normalized(probabilities: Sequence[float]) -> Parsed:
+    "The probabilities divided by their sum; invalid when the sum is not a finite number > 0."
+    try: total = math.fsum(probabilities)
+    except OverflowError: total = math.inf             # e.g. blue:1e308,green:1e308
+    if not (math.isfinite(total) and total > 0):
+        return Parsed(None, f"the probabilities sum to {total}, cannot normalize")
+    return Parsed(tuple(p / total for p in probabilities))
+
+def read_probabilities(content: str, colours: Sequence[str]) -> Parsed:
+    "The `colour: probability` pairs of an answer as a distribution over `colours`, or invalid with the reason."
+    index, probabilities, named = {c.lower(): k for k, c in enumerate(colours)}, [0.0] * len(colours), set()
+    pairs = _PAIR.findall(content)
+    if not pairs: return Parsed(None, f"no color:probability pair found in {content[:60]!r}")
+    for name, value, _percent in pairs:
+        name = name.lower()
+        if name not in index and name in COLOUR_WORDS:
+            return Parsed(None, f"unknown button {name!r}; the buttons are {', '.join(colours)}")
+        if name not in index: continue                 # chatter such as 'Step: 1' or 'note: 0'
+        if name in named: return Parsed(None, f"button {name!r} is given twice")
+        number = float(value)
+        if not math.isfinite(number) or number < 0:
+            return Parsed(None, f"probability of {name} is {value}, not a finite number >= 0")
+        probabilities[index[name]] = number; named.add(name)
+    if not named: return Parsed(None, f"no button of {', '.join(colours)} is given a probability")
+    return normalized(probabilities)
+
+# %% ../nbs/23_task_mab.ipynb #719333e7
 def parse_distribution(reply: str,                 # the raw LLM reply
                        colours: Sequence[str],      # the instance's buttons, in order
                        require_tag: bool = False,   # demand an <Answer>...</Answer> tag (the reasoning design)
                        ) -> Parsed:                 # action: tuple of probabilities in `colours` order, summing to 1
     "The distribution over `colours` in a reply, as a tuple of probabilities, or invalid with the reason."
     if not isinstance(reply, str) or not reply.strip(): return Parsed(None, "empty reply")
-    tags = _TAG.findall(reply[:20000])
-    if not tags and require_tag: return Parsed(None, "no <Answer>...</Answer> tag in the reply")
-    content = (tags[-1] if tags else reply[-2000:]).strip()
-    index = {c.lower(): k for k, c in enumerate(colours)}
-    if content.lower().strip(" .") in index: return Parsed(tuple(float(k == index[content.lower().strip(" .")]) for k in range(len(colours))))
-    probabilities = [0.0] * len(colours); named = set()
-    pairs = _PAIR.findall(content)
-    if not pairs: return Parsed(None, f"no color:probability pair found in {content[:60]!r}")
-    for name, value, _percent in pairs:
-        name = name.lower()
-        if name not in index:
-            if name in COLOUR_WORDS: return Parsed(None, f"unknown button {name!r}; the buttons are {', '.join(colours)}")
-            continue                                   # chatter such as 'Step: 1' or 'note: 0'
-        if name in named: return Parsed(None, f"button {name!r} is given twice")
-        number = float(value)
-        if not math.isfinite(number) or number < 0: return Parsed(None, f"probability of {name} is {value}, not a finite number >= 0")
-        probabilities[index[name]] = number; named.add(name)
-    if not named: return Parsed(None, f"no button of {', '.join(colours)} is given a probability")
-    try: total = math.fsum(probabilities)
-    except OverflowError: total = math.inf             # e.g. blue:1e308,green:1e308
-    if not (math.isfinite(total) and total > 0): return Parsed(None, f"the probabilities sum to {total}, cannot normalize")
-    return Parsed(tuple(p / total for p in probabilities))
+    content = answer_content(reply, require_tag)
+    if content is None: return Parsed(None, "no <Answer>...</Answer> tag in the reply")
+    index, single = {c.lower(): k for k, c in enumerate(colours)}, content.lower().strip(" .")
+    if single in index: return Parsed(tuple(float(k == index[single]) for k in range(len(colours))))
+    return read_probabilities(content, colours)
 
-# %% ../nbs/23_task_mab.ipynb #52dcec6f
-class BanditTask(Task):
-    "A Bernoulli bandit with coloured buttons played by an LLM that answers with a distribution; metric: cumulative regret."
-    name, metric_name = "bandit", "cumulative regret"
-    answer_question = ("Which button will you press next? Whatever you write first, you MUST give your final answer "
-                       "inside the tags <Answer></Answer>, as color:probability pairs separated by commas, e.g. <Answer>{example}</Answer>.")
+# %% ../nbs/23_task_mab.ipynb #e2a0e6fb
+INVALID_SCORES = ("uniform", "penalty")   # the score of an invalid answer: the uniform distribution's, or 0
 
+def button_estimates(reward_sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    "Average reward per button so far (0 for a button never pressed)."
+    return np.divide(reward_sums, counts, out=np.zeros(len(counts)), where=counts > 0)
+
+def expected_step_regret(p: np.ndarray, means: Sequence[float]) -> float:
+    "The regret that playing the distribution p costs in expectation: sum_i p_i (max mean - mean_i)."
+    return float(np.dot(p, max(means) - np.asarray(means)))
+
+def draw_press(p: np.ndarray, means: Sequence[float], agent_rng: np.random.Generator, rng: np.random.Generator
+               ) -> tuple[int, float]:
+    "The button drawn from p (with `agent_rng`) and its Bernoulli reward (with `rng`)."
+    arm = int(agent_rng.choice(len(means), p=p / p.sum()))
+    return arm, float(rng.random() < means[arm])
+
+# %% ../nbs/23_task_mab.ipynb #4644abd0
+class BanditGame:
+    "A Bernoulli bandit of coloured buttons: seeded rewards, the presses so far and the regret they cost."
     def __init__(self, instance: str = "hard",            # "hard" (K=5, gap 0.2) or "easy" (K=4, gap 0.5)
                  seed: int = 0,                           # seeds the rewards (and the sampled buttons, see agent_seed)
-                 agent_seed: int | None = None,           # seeds the button drawn from the answer; None: `seed`'s generator
+                 agent_seed: int | None = None,           # seeds the button drawn from the answer; None: `seed`'s
+                 horizon: int = 100):                     # time steps; a task stops after them
+        self.instance = check_choice("instance", instance, sorted(INSTANCES))
+        self.horizon, self.seed = check_int("horizon", horizon, low=1), int(seed)
+        self.colours, self.means = INSTANCES[instance]
+        self.rng = make_rng(self.seed)   # the environment: rewards
+        self.agent_rng = self.rng if agent_seed is None else make_rng(int(agent_seed))   # the draw from the answer
+        self.counts, self.reward_sums = np.zeros(len(self.colours), np.int64), np.zeros(len(self.colours))
+        self.metric_history, self.expected_regret = [], []   # cumulative realised and expected regret per step
+
+    t = property(lambda self: int(self.counts.sum()), doc="The number of steps played.")
+    def estimates(self) -> np.ndarray: return button_estimates(self.reward_sums, self.counts)   # per button
+    def metric(self) -> float: return self.metric_history[-1] if self.metric_history else 0.0   # regret so far
+
+    def press(self, p: np.ndarray) -> tuple[int, float]:
+        "Press a button drawn from p; record its reward and the step's realised and expected regret."
+        arm, reward = draw_press(p, self.means, self.agent_rng, self.rng)
+        self.counts[arm] += 1; self.reward_sums[arm] += reward
+        self.metric_history.append(self.metric() + max(self.means) - self.means[arm])
+        previous = self.expected_regret[-1] if self.expected_regret else 0.0
+        self.expected_regret.append(previous + expected_step_regret(p, self.means))
+        return arm, reward
+
+# %% ../nbs/23_task_mab.ipynb #2cbac630
+def game_state(game: BanditGame, name: str = "bandit", plays: Sequence[Exemplar] = ()) -> dict:
+    "Everything needed to continue bit for bit: presses, rewards, regrets, plays and generator states (JSON types)."
+    return {"task": name, "instance": game.instance, "counts": game.counts.tolist(),
+            "reward_sums": game.reward_sums.tolist(), "metric_history": list(game.metric_history),
+            "expected_regret": list(game.expected_regret), "history": [[e.action, e.objective, e.score] for e in plays],
+            "rng": game.rng.bit_generator.state,
+            "agent_rng": None if game.agent_rng is game.rng else game.agent_rng.bit_generator.state}
+
+def _generator(state: dict) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+def restore_game(game: BanditGame, state: dict) -> list[Exemplar]:
+    "Put a state saved by `game_state` back into `game` (same instance); the plays it holds."
+    game.counts, game.reward_sums = np.asarray(state["counts"], np.int64), np.asarray(state["reward_sums"], float)
+    game.metric_history = [float(m) for m in state["metric_history"]]
+    game.expected_regret = [float(r) for r in state["expected_regret"]]
+    plays = [Exemplar(a, float(o), float(s)) for a, o, s in state["history"]]
+    game.rng = _generator(state["rng"])
+    game.agent_rng = game.rng if state.get("agent_rng") is None else _generator(state["agent_rng"])
+    return plays
+
+# %% ../nbs/23_task_mab.ipynb #f76c96af
+BANDIT_QUESTION = ("Which button will you press next? Whatever you write first, you MUST give your final answer "
+                   "inside the tags <Answer></Answer>, as color:probability pairs separated by commas, "
+                   "e.g. <Answer>{example}</Answer>.")
+
+def render_summary(rows: Sequence[Exemplar],   # per button: Exemplar(colour, average reward, number of presses)
+                   t: int,                     # steps played so far
+                   ) -> str:
+    "The summarized history, one row per button in the given order."
+    lines = [f"{e.action} button: pressed {int(e.score)} times"
+             + (f" with average reward {e.objective:.2f}" if e.score > 0 else "") for e in rows]
+    header = f"So far you have played {t} times with your past choices and rewards summarized as follows:"
+    return header + "\n" + "\n".join(lines)
+
+# %% ../nbs/23_task_mab.ipynb #789666c8
+class BanditPrompts(BanditGame, Task):
+    "The bandit game as a `Task`: its texts, parser, prompt score, summary rows and the two-message meta-prompt."
+    name, metric_name, answer_question = "bandit", "cumulative regret", BANDIT_QUESTION
+    def __init__(self, instance: str = "hard", seed: int = 0, agent_seed: int | None = None,   # see BanditGame
                  reasoning: bool = False,                 # step-by-step design (BSSCD) instead of BSSND
                  horizon: int = 100,                      # time steps stated in the prompt; step() stops after them
                  samples: Sequence[float] = (0.0,),       # temperatures of the LLM calls of one step (paper: one at 0)
                  max_tokens: int | None = None,           # per reply; None: 96, or 768 with reasoning
                  invalid: str = "uniform"):               # score of an invalid answer: "uniform" or "penalty" (0)
-        if instance not in INSTANCES: raise ExpoError(f"instance must be one of {sorted(INSTANCES)}, got {instance!r}")
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1: raise ExpoError(f"horizon must be an int >= 1, got {horizon!r}")
-        if invalid not in ("uniform", "penalty"): raise ExpoError(f"invalid must be 'uniform' or 'penalty', got {invalid!r}")
-        super().__init__(samples=samples, max_tokens=max_tokens or (768 if reasoning else 96))
-        self.instance, self.seed, self.reasoning, self.horizon, self.invalid = instance, int(seed), bool(reasoning), int(horizon), invalid
-        self.colours, self.means = INSTANCES[instance]
-        self.description0 = self.enhanced_description = TaskDescription(_description(self.colours, self.horizon))
-        self.instruction0 = self.enhanced_instruction = MetaInstruction(_instruction(self.colours, self.reasoning))
-        self.rng = make_rng(self.seed)   # the environment: rewards
-        self.agent_rng = self.rng if agent_seed is None else make_rng(int(agent_seed))   # the draw from the answer
-        self.counts, self.reward_sums = np.zeros(len(self.colours), np.int64), np.zeros(len(self.colours))
-        self.expected_regret: list[float] = []
+        BanditGame.__init__(self, instance, seed, agent_seed, horizon)
+        self.invalid, self.reasoning = check_choice("invalid", invalid, INVALID_SCORES), bool(reasoning)
+        Task.__init__(self, samples=samples, max_tokens=max_tokens or (768 if reasoning else 96))
+        self.description0 = self.enhanced_description = TaskDescription(bandit_description(self.colours, self.horizon))
+        self.instruction0 = self.enhanced_instruction = MetaInstruction(bandit_instruction(self.colours, reasoning))
 
-    @property
-    def t(self) -> int: return int(self.counts.sum())
-    def estimates(self) -> np.ndarray:
-        "Average reward per button so far (0 for a button never pressed)."
-        return np.divide(self.reward_sums, self.counts, out=np.zeros(len(self.colours)), where=self.counts > 0)
-
-    # ---- the Task interface ----------------------------------------------------------------------
     def warm_start_actions(self) -> list: return []
     def parse(self, reply: str) -> Parsed: return parse_distribution(reply, self.colours, require_tag=self.reasoning)
     def objective(self, action) -> float: return float(np.dot(np.asarray(action, float), self.estimates()))
     def prompt_score(self, objective: float) -> float: return float(objective)
-    def metric(self) -> float: return self.metric_history[-1] if self.metric_history else 0.0
-    def es_pool(self) -> list[Exemplar]:
-        "The per-button summary rows in colour order: Exemplar(colour, average reward, number of presses)."
+    def es_pool(self) -> list[Exemplar]:   # the summary rows in colour order: Exemplar(colour, average reward, presses)
         return [Exemplar(c, float(m), float(n)) for c, m, n in zip(self.colours, self.estimates(), self.counts)]
     def default_exemplars(self) -> ExemplarSequence: return ExemplarSequence(tuple(self.es_pool()))
-
-    def render_exemplars(self, exemplars: ExemplarSequence) -> str:
-        "The summarized history, one row per button in the given order."
-        rows = [f"{e.action} button: pressed {int(e.score)} times" + (f" with average reward {e.objective:.2f}" if e.score > 0 else "")
-                for e in exemplars]
-        return f"So far you have played {self.t} times with your past choices and rewards summarized as follows:\n" + "\n".join(rows)
+    def render_exemplars(self, exemplars: ExemplarSequence) -> str: return render_summary(exemplars, self.t)
 
     def meta_prompt(self, description, instruction, exemplars: ExemplarSequence | None = None) -> MetaPrompt:
         "D and I (system part) and the summary followed by the fixed answer question (user part)."
-        description, instruction = coerce_prompt_part(description, TaskDescription), coerce_prompt_part(instruction, MetaInstruction)
+        description = coerce_prompt_part(description, TaskDescription)
+        instruction = coerce_prompt_part(instruction, MetaInstruction)
         exemplars = self.default_exemplars() if exemplars is None else exemplars
         if not isinstance(exemplars, ExemplarSequence) or sorted(e.action for e in exemplars) != sorted(self.colours):
-            raise ExpoError("exemplars must be an ExemplarSequence of the per-button rows (an ordering of task.es_pool())")
-        example = ",".join(f"{c}:{1 / len(self.colours):.2f}" for c in self.colours)
-        block = self.render_exemplars(exemplars) + "\n\n" + self.answer_question.format(example=example)
-        return MetaPrompt(description, exemplars, block, instruction)
+            raise ExpoError("exemplars must be an ExemplarSequence of the per-button rows "
+                            "(an ordering of task.es_pool())")
+        question = self.answer_question.format(example=example_answer(self.colours))
+        return MetaPrompt(description, exemplars, self.render_exemplars(exemplars) + "\n\n" + question, instruction)
 
     def messages(self, prompt: MetaPrompt) -> list[dict]:
         "System message: D then I; user message: the summary and the answer question."
-        return [{"role": "system", "content": prompt.description.text.strip() + "\n\n" + prompt.instruction.text.strip()},
-                {"role": "user", "content": prompt.exemplar_block}]
+        system = prompt.description.text.strip() + "\n\n" + prompt.instruction.text.strip()
+        return [{"role": "system", "content": system}, {"role": "user", "content": prompt.exemplar_block}]
 
-    def step(self, chat: ChatModel, description, instruction, exemplars: ExemplarSequence | None = None, tag: str = "") -> StepOutcome:
+# %% ../nbs/23_task_mab.ipynb #52dcec6f
+class BanditTask(BanditPrompts):
+    "A Bernoulli bandit played by an LLM that answers with a distribution; metric: cumulative regret."
+    def step(self, chat: ChatModel, description, instruction, exemplars: ExemplarSequence | None = None,
+             tag: str = "") -> StepOutcome:
         "One time step: ask for a distribution, score it, play a sampled button, update regret."
-        if self.t >= self.horizon: raise ExpoError(f"all {self.horizon} time steps are played; make a new task (or a larger horizon)")
+        if self.t >= self.horizon:
+            raise ExpoError(f"all {self.horizon} time steps are played; make a new task (or a larger horizon)")
         prompt = self.meta_prompt(description, instruction, exemplars)
-        completions = list(chat.complete(batch_requests(self.messages(prompt), self.samples, self.max_tokens, tag=tag)))
-        if len(completions) != len(self.samples): raise ExpoError(f"the chat model returned {len(completions)} completions for {len(self.samples)} requests")
+        _, completions = ask_batch(chat, self.messages(prompt), self.samples, self.max_tokens, tag)
         parsed = [self.parse(c.text) for c in completions]
         chosen = parsed[self.feedback_index]
         p = np.asarray(chosen.action if chosen.valid else np.full(len(self.colours), 1 / len(self.colours)), float)
         score = self.objective(p) if chosen.valid or self.invalid == "uniform" else 0.0
-        arm = int(self.agent_rng.choice(len(self.colours), p=p / p.sum()))
-        reward = float(self.rng.random() < self.means[arm])
-        best = max(self.means)
-        self.counts[arm] += 1; self.reward_sums[arm] += reward
+        arm, reward = self.press(p)
         self.history.append(Exemplar(self.colours[arm], reward, score))
-        self.metric_history.append(self.metric() + best - self.means[arm])
-        self.expected_regret.append((self.expected_regret[-1] if self.expected_regret else 0.0) + float(np.dot(p, best - np.asarray(self.means))))
-        return StepOutcome(float(score), float(score), self.metric_history[-1], chosen.valid, sum(x.valid for x in parsed), len(parsed),
-                           sum(c.prompt_tokens for c in completions), sum(c.completion_tokens for c in completions),
-                           sum(bool(c.cached) for c in completions), [c.text for c in completions],
-                           "sample" if chosen.valid else self.invalid, 1)
+        return StepOutcome(score=float(score), objective=float(score), metric=self.metric_history[-1],
+                           valid=chosen.valid, n_valid=sum(x.valid for x in parsed), n_samples=len(parsed), n_new=1,
+                           feedback="sample" if chosen.valid else self.invalid, **completion_totals(completions))
 
-    def state_dict(self) -> dict:
-        "Everything needed to continue bit for bit: counts, rewards, regrets, plays and the generator state (JSON types)."
-        return {"task": self.name, "instance": self.instance, "counts": self.counts.tolist(), "reward_sums": self.reward_sums.tolist(),
-                "metric_history": list(self.metric_history), "expected_regret": list(self.expected_regret),
-                "history": [[e.action, e.objective, e.score] for e in self.history], "rng": self.rng.bit_generator.state,
-                "agent_rng": None if self.agent_rng is self.rng else self.agent_rng.bit_generator.state}
+    def state_dict(self) -> dict: return game_state(self, self.name, self.history)   # the game and the plays, as JSON
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state saved by `state_dict` (same instance)."
         if state.get("task") != self.name or state.get("instance") != self.instance:
-            raise ExpoError(f"state is for {state.get('task')!r}/{state.get('instance')!r}, not {self.name!r}/{self.instance!r}")
-        self.counts, self.reward_sums = np.asarray(state["counts"], np.int64), np.asarray(state["reward_sums"], float)
-        self.metric_history, self.expected_regret = [float(m) for m in state["metric_history"]], [float(r) for r in state["expected_regret"]]
-        self.history = [Exemplar(a, float(o), float(s)) for a, o, s in state["history"]]
-        self.rng = np.random.default_rng(); self.rng.bit_generator.state = state["rng"]
-        if state.get("agent_rng") is None: self.agent_rng = self.rng
-        else:
-            self.agent_rng = np.random.default_rng()
-            self.agent_rng.bit_generator.state = state["agent_rng"]
+            saved, ours = f"{state.get('task')!r}/{state.get('instance')!r}", f"{self.name!r}/{self.instance!r}"
+            raise ExpoError(f"state is for {saved}, not {ours}")
+        self.history = restore_game(self, state)

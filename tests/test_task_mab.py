@@ -1,10 +1,15 @@
-"Edge cases of the bandit task (expo_nb.task_mab): parser battery, no-raise property, regret by hand, prompt snapshot, scripted steps."
-import json, math
+"""Edge cases of the bandit task (expo_nb.task_mab): parser battery, no-raise property, regret by hand, prompt
+snapshot, scripted steps."""
+import json
+import math
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from expo_nb.core import ExemplarSequence, ExpoError
-from expo_nb.task_mab import BanditTask, INSTANCES, parse_distribution
+from expo_nb.task_mab import INSTANCES, BanditTask, parse_distribution
 from expo_nb.testing import ScriptedChat
 
 HARD = INSTANCES["hard"][0]
@@ -57,8 +62,9 @@ def test_parser_instance_colours_and_tag_rule():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=300) | st.lists(st.sampled_from(["blue", "red", "orange", ":", ",", "0.5", "-1", "nan", "%", "<Answer>",
-                                                          "</Answer>", " ", "1e999", "button", "="]), max_size=40).map("".join))
+@given(st.text(max_size=300) | st.lists(st.sampled_from(["blue", "red", "orange", ":", ",", "0.5", "-1", "nan", "%",
+                                                          "<Answer>", "</Answer>", " ", "1e999", "button", "="]),
+                                        max_size=40).map("".join))
 def test_parser_never_raises(reply):
     parsed = parse_distribution(reply, HARD)
     if parsed.valid:
@@ -81,7 +87,8 @@ def _replay(seed, distributions, means):
     for p in distributions:
         p = np.asarray(p, float) / np.sum(p)
         arm = int(rng.choice(len(means), p=p)); reward = float(rng.random() < means[arm])
-        realised += best - means[arm]; expected += float(np.dot(p, best - np.asarray(means))); plays.append((arm, reward))
+        realised += best - means[arm]; expected += float(np.dot(p, best - np.asarray(means)))
+        plays.append((arm, reward))
     return realised, expected, plays
 
 
@@ -99,8 +106,10 @@ def test_regret_matches_hand_computation(instance):
     assert task.metric() == pytest.approx(realised) and task.expected_regret[-1] == pytest.approx(expected)
     gap = means[0] - means[1]
     # the point mass on the last colour costs exactly one gap each time, blue nothing
-    assert sum(1 for e, d in zip(task.history, distributions) if d == [0.0] * (len(colours) - 1) + [1.0] and e.action == colours[-1]) == 3
-    assert task.expected_regret[-1] == pytest.approx(3 * (0.5 * gap + gap + 0 + gap * (len(colours) - 1) / len(colours)))
+    last_only = [0.0] * (len(colours) - 1) + [1.0]
+    assert sum(1 for e, d in zip(task.history, distributions) if d == last_only and e.action == colours[-1]) == 3
+    per_round = 0.5 * gap + gap + 0 + gap * (len(colours) - 1) / len(colours)
+    assert task.expected_regret[-1] == pytest.approx(3 * per_round)
 
 
 def test_prompt_score_uses_estimates_before_the_step():
@@ -130,13 +139,15 @@ def test_summary_rows_and_rendered_prompt_snapshot():
         "red button: pressed 0 times\n"
         "yellow button: pressed 0 times\n\n"
         "Which button will you press next? Whatever you write first, you MUST give your final answer inside the tags "
-        "<Answer></Answer>, as color:probability pairs separated by commas, e.g. <Answer>blue:0.25,green:0.25,red:0.25,yellow:0.25</Answer>.")
+        "<Answer></Answer>, as color:probability pairs separated by commas, "
+        "e.g. <Answer>blue:0.25,green:0.25,red:0.25,yellow:0.25</Answer>.")
     assert messages[0]["content"] == task.description0.text + "\n\n" + task.instruction0.text
     assert task.description0.text == (
-        "You are a bandit algorithm in a room with 4 buttons, coloured blue, green, red and yellow. Pressing a button gives "
-        "a random reward: 1 with a fixed probability that belongs to that button, 0 otherwise. You do not know these "
-        "probabilities, and they may differ from button to button. The game lasts 100 time steps, and at each step you "
-        "press exactly one button. Your goal is to collect as much reward as possible over the 100 steps.")
+        "You are a bandit algorithm in a room with 4 buttons, coloured blue, green, red and yellow. "
+        "Pressing a button gives a random reward: 1 with a fixed probability that belongs to that button, "
+        "0 otherwise. You do not know these probabilities, and they may differ from button to button. "
+        "The game lasts 100 time steps, and at each step you press exactly one button. "
+        "Your goal is to collect as much reward as possible over the 100 steps.")
 
 
 def test_rotation_selector_wiring_and_rephrased_instruction():
@@ -162,13 +173,14 @@ def test_several_samples_play_the_temperature_zero_one():
 
 
 def test_validation_errors():
-    with pytest.raises(ExpoError, match="instance must be one of"): BanditTask("medium")
+    with pytest.raises(ExpoError, match="unknown instance 'medium'; choose one of"): BanditTask("medium")
     with pytest.raises(ExpoError, match="horizon must be"): BanditTask(horizon=-3)
-    with pytest.raises(ExpoError, match="invalid must be"): BanditTask(invalid="retry")
+    with pytest.raises(ExpoError, match="unknown invalid 'retry'; choose one of"): BanditTask(invalid="retry")
     with pytest.raises(ExpoError, match="samples is empty"): BanditTask(samples=())
     task = BanditTask("hard", horizon=1)
     task.step(ScriptedChat(["blue:1"]), task.description0, task.instruction0)
-    with pytest.raises(ExpoError, match="all 1 time steps are played"): task.step(ScriptedChat(["blue:1"]), task.description0, task.instruction0)
+    with pytest.raises(ExpoError, match="all 1 time steps are played"):
+        task.step(ScriptedChat(["blue:1"]), task.description0, task.instruction0)
     with pytest.raises(ExpoError, match="per-button rows"):
         task.meta_prompt(task.description0, task.instruction0, ExemplarSequence(tuple(task.es_pool()[:2])))
 
@@ -180,7 +192,8 @@ def test_state_dict_round_trip_is_json_and_continues_identically():
     copy = BanditTask("hard", seed=999)
     copy.load_state_dict(json.loads(json.dumps(task.state_dict())))
     for _ in range(10):
-        assert task.step(chat, task.description0, task.instruction0).metric == copy.step(chat, copy.description0, copy.instruction0).metric
+        ours = task.step(chat, task.description0, task.instruction0)
+        assert ours.metric == copy.step(chat, copy.description0, copy.instruction0).metric
     assert task.history == copy.history and task.expected_regret == copy.expected_regret
 
 
@@ -192,16 +205,17 @@ def test_runner_registry_builds_it():
 
 def test_environment_and_agent_draws_are_separate_streams():
     "Same environment seed, different agent seeds: the rewards of a button stay the environment's, the draws differ."
-    from expo_nb.testing import ScriptedChat
     from expo_nb.runner import RunConfig, build_task
+    from expo_nb.testing import ScriptedChat
     uniform = "<Answer>blue:0.2,green:0.2,red:0.2,yellow:0.2,purple:0.2</Answer>"
     plays = []
     for seed in (0, 1, 2):
-        task = build_task(RunConfig(task="bandit", task_settings={"instance": "hard"}, samples=1, seed=seed, env_seed=0))
+        config = RunConfig(task="bandit", task_settings={"instance": "hard"}, samples=1, seed=seed, env_seed=0)
+        task = build_task(config)
         for step in range(12): task.step(ScriptedChat([uniform]), task.description0, task.instruction0, tag=f"s{step}")
         plays.append([e.action for e in task.history])
         state = task.state_dict()
-        again = build_task(RunConfig(task="bandit", task_settings={"instance": "hard"}, samples=1, seed=seed, env_seed=0))
+        again = build_task(config)
         again.load_state_dict(state)
         assert again.agent_rng.bit_generator.state == task.agent_rng.bit_generator.state
     assert len({tuple(p) for p in plays}) == 3    # three repetitions in one environment are three samples
