@@ -4,14 +4,28 @@
 
 # %% ../nbs/10_domain.ipynb #8317138d
 from __future__ import annotations
-import json, re, warnings
+
+import json
+import re
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
-from .core import ChatModel, ChatRequest, Embedder, ExpoError, MetaInstruction, PromptDomain, TaskDescription
+
+from expo_nb.core import (
+    ChatModel,
+    ChatRequest,
+    Embedder,
+    ExpoError,
+    MetaInstruction,
+    PromptDomain,
+    TaskDescription,
+    check_choice,
+    check_int,
+)
 
 # %% auto #0
-__all__ = ['REPHRASE_TEMPLATES', 'REPHRASE_STYLES', 'REPHRASE_TEMPLATE', 'rephrase_request', 'clean_rephrasing',
+__all__ = ['REPHRASE_TEMPLATES', 'REPHRASE_STYLES', 'REPHRASE_TEMPLATE', 'rephrase_request', 'clean_rephrasing', 'add_unique',
            'generate_rephrasings', 'domain_from_texts', 'build_domain', 'load_variants']
 
 # %% ../nbs/10_domain.ipynb #752b6d90
@@ -33,15 +47,19 @@ def rephrase_request(text: str,                  # the task description or meta-
                      ) -> list[dict]:            # one user message in the OpenAI chat format
     "The chat messages asking an LLM for one rephrasing of `text`."
     if not isinstance(text, str) or not text.strip(): raise ExpoError("the text to rephrase must be a non-empty string")
-    if style not in REPHRASE_TEMPLATES: raise ExpoError(f"unknown rephrase style {style!r}; choose one of {REPHRASE_STYLES}")
+    check_choice("rephrase style", style, REPHRASE_STYLES)
     return [{"role": "user", "content": REPHRASE_TEMPLATES[style].format(text=text.strip())}]
 
 # %% ../nbs/10_domain.ipynb #f60c0972
-_OPENER = re.compile(r"^\s*(sure|certainly|of course|absolutely|okay|ok|here(?:'s| is| are| you go| it is)|below is|the (?:rewritten|rephrased|revised)"
+_OPENER = re.compile(r"^\s*(sure|certainly|of course|absolutely|okay|ok|here(?:'s| is| are| you go| it is)|below is"
+                     r"|the (?:rewritten|rephrased|revised)"
                      r"|rewritten|rephrased|revised|improved)\b[^\n]{0,120}[:!.]\s*$", re.IGNORECASE)
-_LABEL = re.compile(r"^\s*(?:\*\*)?(?:rewritten|rephrased|revised|improved|new)(?: text| version| prompt| instruction| description)?(?:\*\*)?\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
-_CLOSER = re.compile(r"^\s*(i hope|let me know|hope this|this (?:version|rewrite|rephrasing)|feel free|note:)", re.IGNORECASE)
-_QUOTES = [('"""', '"""'), ("'''", "'''"), ('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("`", "`")]
+_LABEL = re.compile(r"^\s*(?:\*\*)?(?:rewritten|rephrased|revised|improved|new)"
+                    r"(?: text| version| prompt| instruction| description)?(?:\*\*)?\s*:\s*(?:\*\*)?\s*", re.IGNORECASE)
+_CLOSER = re.compile(r"^\s*(i hope|let me know|hope this|this (?:version|rewrite|rephrasing)|feel free|note:)",
+                     re.IGNORECASE)
+_QUOTES = [('"""', '"""'), ("'''", "'''"), ('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"),
+           ("`", "`")]
 
 def clean_rephrasing(reply: str | None,  # the raw LLM reply
                      ) -> str | None:   # the rephrasing, or None when nothing usable is left
@@ -63,6 +81,19 @@ def clean_rephrasing(reply: str | None,  # the raw LLM reply
 # %% ../nbs/10_domain.ipynb #f7f9bc39
 def _normalized(text: str) -> str: return " ".join(text.split()).casefold()
 
+def add_unique(found: list[str],        # texts kept so far (the original first); extended in place
+               seen: set[str],          # their normalized forms; extended in place
+               replies: Sequence[str | None],  # raw LLM replies, in request order
+               k: int,                  # stop once `found` holds the original and k rephrasings
+              ) -> int:                 # how many replies were kept
+    "Keep each cleaned reply that differs from every kept text up to case and spacing, until k + 1 texts are kept."
+    before = len(found)
+    for reply in replies:
+        cleaned = clean_rephrasing(reply)
+        if cleaned is None or _normalized(cleaned) in seen or len(found) > k: continue
+        seen.add(_normalized(cleaned)); found.append(cleaned)
+    return len(found) - before
+
 def _progress(total: int, desc: str, enabled: bool):
     "A bar of unique rephrasings found out of `total`; it stays on screen, so its last state (k/k) is what is read."
     from tqdm.auto import tqdm
@@ -80,9 +111,8 @@ def generate_rephrasings(chat: ChatModel, text: str, k: int,  # k rephrasings wa
                          style: str = "conservative",           # the rephrasing request, one of REPHRASE_STYLES
                          ) -> list[str]:                        # [text, rephrasing 1, ..., rephrasing k]
     "The original `text` followed by `k` unique cleaned rephrasings of it."
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0: raise ExpoError(f"k must be an int >= 0, got {k!r}")
+    check_int("k", k, low=0); check_choice("on_shortfall", on_shortfall, ("raise", "warn"))
     if batch < 1 or max_rounds < 1: raise ExpoError(f"batch and max_rounds must be >= 1, got {batch}, {max_rounds}")
-    if on_shortfall not in ("raise", "warn"): raise ExpoError(f"on_shortfall must be 'raise' or 'warn', got {on_shortfall!r}")
     messages = tuple(rephrase_request(text, style))
     max_tokens = max_tokens or min(2048, 64 + 3 * len(text.split()))
     found, seen, counter = [text.strip()], {_normalized(text)}, 0
@@ -90,24 +120,27 @@ def generate_rephrasings(chat: ChatModel, text: str, k: int,  # k rephrasings wa
         for _ in range(max_rounds):
             missing = k + 1 - len(found)
             for start in range(0, missing, batch):
-                size = min(batch, missing - start)
-                requests = [ChatRequest(messages, temperature, max_tokens, (), counter + j, tag) for j in range(size)]
-                counter += size
-                before = len(found)
-                for completion in chat.complete(requests):
-                    cleaned = clean_rephrasing(completion.text)
-                    if cleaned is None or _normalized(cleaned) in seen or len(found) > k: continue
-                    seen.add(_normalized(cleaned)); found.append(cleaned)
-                bar.set_postfix(requests=counter, refresh=False); bar.update(len(found) - before)
+                requests = [ChatRequest(messages=messages, temperature=temperature, max_tokens=max_tokens,
+                                        sample_index=counter + j, tag=tag) for j in range(min(batch, missing - start))]
+                counter += len(requests)
+                added = add_unique(found, seen, [completion.text for completion in chat.complete(requests)], k)
+                bar.set_postfix(requests=counter, refresh=False); bar.update(added)
             if len(found) == k + 1: return found
     message = f"only {len(found) - 1} unique rephrasings of {k} after {max_rounds} rounds ({counter} requests)"
-    if on_shortfall == "raise": raise ExpoError(message + "; raise max_rounds or temperature, or pass on_shortfall='warn'")
+    if on_shortfall == "raise":
+        raise ExpoError(f"{message}; raise max_rounds or temperature, or pass on_shortfall='warn'")
     warnings.warn(message + "; returning fewer"); return found
 
 # %% ../nbs/10_domain.ipynb #bc938d46
 def _provenance(method: str, embedder: Embedder, **extra) -> dict:
     return {"method": method, "embedder": embedder.identity, "embedding_dim": int(embedder.dimension),
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **extra}
+
+def _check_texts(name: str, texts: list) -> None:
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ExpoError(f"{name} must be a non-empty list of non-empty strings")
+    if len({_normalized(t) for t in texts}) < len(texts):
+        raise ExpoError(f"{name} contain duplicates (up to case and spacing); keep each variant once")
 
 def domain_from_texts(descriptions: Sequence[str],    # task descriptions, the original first
                       instructions: Sequence[str],    # meta-instructions, the original first
@@ -116,9 +149,7 @@ def domain_from_texts(descriptions: Sequence[str],    # task descriptions, the o
                       ) -> PromptDomain:
     "A domain from given description and instruction texts (the first of each is the original), embedded once."
     descriptions, instructions = list(descriptions), list(instructions)
-    for name, texts in (("descriptions", descriptions), ("instructions", instructions)):
-        if not texts or not all(isinstance(t, str) and t.strip() for t in texts): raise ExpoError(f"{name} must be a non-empty list of non-empty strings")
-        if len({_normalized(t) for t in texts}) < len(texts): raise ExpoError(f"{name} contain duplicates (up to case and spacing); keep each variant once")
+    _check_texts("descriptions", descriptions); _check_texts("instructions", instructions)
     prov = provenance if provenance is not None else _provenance("given-texts", embedder)
     return PromptDomain(descriptions, instructions, embedder.embed(descriptions), embedder.embed(instructions), prov)
 
@@ -138,9 +169,10 @@ def build_domain(chat: ChatModel,                  # the rephrasing LLM (paper: 
                  ) -> PromptDomain:                # (1 + k_descriptions) x (1 + k_instructions) arms
     "The (1 + k_descriptions) x (1 + k_instructions) domain of LLM rephrasings; arm 0 is the original pair."
     if not isinstance(description, TaskDescription) or not isinstance(instruction, MetaInstruction):
-        raise ExpoError("build_domain needs a TaskDescription and a MetaInstruction (e.g. task.description0, task.instruction0)")
-    options = dict(temperature=temperature, batch=batch, max_rounds=max_rounds, on_shortfall=on_shortfall, progress=progress,
-                   style=style)
+        raise ExpoError("build_domain needs a TaskDescription and a MetaInstruction "
+                        "(e.g. task.description0, task.instruction0)")
+    options = dict(temperature=temperature, batch=batch, max_rounds=max_rounds, on_shortfall=on_shortfall,
+                   progress=progress, style=style)
     descriptions = generate_rephrasings(chat, description.text, k_descriptions, tag="domain/description", **options)
     instructions = generate_rephrasings(chat, instruction.text, k_instructions, tag="domain/instruction", **options)
     prov = _provenance("llm-rephrasing", embedder, chat=chat.identity, k_descriptions=k_descriptions,
@@ -158,8 +190,9 @@ def load_variants(path: Path | str,  # JSON file {"descriptions": [...], "instru
     except (ValueError, RecursionError) as error:
         raise ExpoError(f"variants file {path} is not valid JSON: {str(error)[:100]}") from None
     except OSError as error: raise ExpoError(f"cannot read variants file {path}: {error.strerror}") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(key), list) for key in ("descriptions", "instructions")):
-        raise ExpoError(f'variants file {path} must hold {{"descriptions": [...], "instructions": [...]}} (originals first)')
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("descriptions", "instructions")):
+        raise ExpoError(f'variants file {path} must hold {{"descriptions": [...], "instructions": [...]}} '
+                        "(originals first)")
     for key in ("descriptions", "instructions"):
         if not data[key] or not all(isinstance(t, str) and t.strip() for t in data[key]):
             raise ExpoError(f"variants file {path}: {key} must be a non-empty list of non-empty strings")
