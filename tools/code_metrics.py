@@ -7,8 +7,8 @@ Prints one table and exits 1 when a gate fails (`--report` prints without failin
   over 25);
 - forward references: a public name exported by a notebook and used in an earlier cell of the same notebook,
   in code run at that point or in a function body (gate: none);
-- shown working: share of exported public functions and classes used in a non-export code cell before the next
-  export cell of their notebook (gate: at least 70%).
+- shown working: share of exported public functions and classes used (by name, or as an attribute for methods
+  added with `@patch`) in a non-export code cell before the next export cell of their notebook (gate: >= 70%).
 `--detail` lists the offenders of each gate.
 """
 import argparse
@@ -70,6 +70,11 @@ def used_names(tree: ast.Module) -> set[str]:
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
 
 
+def attribute_names(tree: ast.Module) -> set[str]:
+    "Attributes read in a cell: a method added with `@patch` is shown working by `obj.method(...)`."
+    return {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+
+
 def bound_names(tree: ast.Module) -> set[str]:
     "Names a cell binds itself (assignments, parameters, loop targets): a use of those is not a forward reference."
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
@@ -101,7 +106,7 @@ def notebook_metrics(path: Path) -> dict:
                 break
             if t is not None:
                 later.append(t)
-        used = set().union(*(used_names(t) for t in later)) if later else set()
+        used = set().union(*(used_names(t) | attribute_names(t) for t in later)) if later else set()
         for name in sorted(callables(tree)):
             (shown if name in used else unshown).append((path.stem, index, name))
     return {"big": big, "forward": sorted(set(forward)), "shown": shown, "unshown": unshown,
