@@ -1,11 +1,23 @@
-"Edge cases of domain generation (expo_nb.domain): chatter cleaning, de-duplication and re-asking, bounds, caching, save/load."
-import json, warnings
+"""Edge cases of domain generation (expo_nb.domain): chatter cleaning, de-duplication and re-asking, bounds, caching,
+save/load."""
+import json
+import warnings
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from expo_nb.core import ExpoError, MetaInstruction, PromptDomain, TaskDescription
-from expo_nb.domain import (REPHRASE_TEMPLATE, build_domain, clean_rephrasing, domain_from_texts, generate_rephrasings,
-                            load_variants, rephrase_request)
+from expo_nb.domain import (
+    REPHRASE_TEMPLATE,
+    build_domain,
+    clean_rephrasing,
+    domain_from_texts,
+    generate_rephrasings,
+    load_variants,
+    rephrase_request,
+)
 from expo_nb.embed import HashingEmbedder
 from expo_nb.testing import ScriptedChat
 
@@ -13,7 +25,8 @@ from expo_nb.testing import ScriptedChat
 @pytest.mark.parametrize("reply, expected", [
     ("Press blue.", "Press blue."),
     ("Sure, here is the rephrased text:\nPress blue.", "Press blue."),
-    ("Certainly! Here's a clearer version:\n\n\"Press blue.\"\n\nLet me know if you'd like more changes.", "Press blue."),
+    ("Certainly! Here's a clearer version:\n\n\"Press blue.\"\n\nLet me know if you'd like more changes.",
+     "Press blue."),
     ("Of course.\n'Press blue.'", "Press blue."),
     ("\u201cPress blue.\u201d", "Press blue."),
     ('"""\nPress blue.\n"""', "Press blue."),
@@ -72,7 +85,8 @@ def test_bounded_rounds_raise_or_warn():
     assert len(chat.requests) == 5 + 4 + 4                                 # each round asks for all still missing
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = generate_rephrasings(ScriptedChat(["Only one."]), "Text.", k=5, max_rounds=1, on_shortfall="warn", progress=False)
+        out = generate_rephrasings(ScriptedChat(["Only one."]), "Text.", k=5, max_rounds=1, on_shortfall="warn",
+                                   progress=False)
     assert out == ["Text.", "Only one."] and any("returning fewer" in str(w.message) for w in caught)
 
 
@@ -90,13 +104,14 @@ def test_cached_chat_gives_identical_domain_and_no_second_call(tmp_path):
         texts.append(generate_rephrasings(chat, "The text.", k=6, batch=4, progress=False))
         cache.close()
     assert texts[0] == texts[1] and len(set(texts[0])) == 7
-    assert len(calls) == 6                                                 # distinct sample indices: 6 cache entries, rerun free
+    assert len(calls) == 6                 # distinct sample indices: 6 cache entries, rerun free
 
 
 def test_build_domain_arm0_provenance_and_round_trip(tmp_path):
     d0, i0 = TaskDescription("Describe the task."), MetaInstruction("Answer in the format X.")
     chat = ScriptedChat(lambda r: f"Rephrasing number {r.sample_index} of {r.tag}.", identity="scripted-x")
-    domain = build_domain(chat, HashingEmbedder(16), d0, i0, k_descriptions=4, k_instructions=3, temperature=1.1, progress=False)
+    domain = build_domain(chat, HashingEmbedder(16), d0, i0, k_descriptions=4, k_instructions=3, temperature=1.1,
+                          progress=False)
     assert domain.shape == (5, 4) and domain.texts(0) == (d0, i0)
     assert domain.descriptions[1:] == [f"Rephrasing number {k} of domain/description." for k in range(4)]
     prov = domain.provenance
@@ -117,15 +132,16 @@ def test_variants_file(tmp_path):
     domain = domain_from_texts(*load_variants(path), HashingEmbedder(8))
     assert domain.shape == (2, 1) and domain.provenance["method"] == "given-texts"
     for bad, message in [("[1, 2]", "must hold"), ('{"descriptions": [], "instructions": ["I"]}', "non-empty list"),
-                         ('{"descriptions": ["D", 3], "instructions": ["I"]}', "non-empty strings"), ("{", "not valid JSON")]:
+                         ('{"descriptions": ["D", 3], "instructions": ["I"]}', "non-empty strings"),
+                         ("{", "not valid JSON")]:
         path.write_text(bad)
         with pytest.raises(ExpoError, match=message): load_variants(path)
 
 
 def test_generation_validation():
     chat = ScriptedChat(["x"])
-    for kwargs, message in [({"k": 2.5}, "k must be an int"), ({"k": True}, "k must be an int"), ({"k": 2, "batch": 0}, "must be >= 1"),
-                            ({"k": 2, "max_rounds": 0}, "must be >= 1")]:
+    for kwargs, message in [({"k": 2.5}, "k must be an int"), ({"k": True}, "k must be an int"),
+                            ({"k": 2, "batch": 0}, "must be >= 1"), ({"k": 2, "max_rounds": 0}, "must be >= 1")]:
         with pytest.raises(ExpoError, match=message): generate_rephrasings(chat, "T.", progress=False, **kwargs)
     with pytest.raises(ExpoError, match="non-empty string"): generate_rephrasings(chat, "  ", k=1, progress=False)
 
@@ -133,7 +149,9 @@ def test_generation_validation():
 class _RecordingBar:
     "Stands in for tqdm: records every update and the state at close."
     made = []
-    def __init__(self, total=None, **kwargs): self.total, self.n, self.updates, self.closed_at = total, 0, [], None; _RecordingBar.made.append(self)
+    def __init__(self, total=None, **kwargs):
+        self.total, self.n, self.updates, self.closed_at = total, 0, [], None
+        _RecordingBar.made.append(self)
     def update(self, n=1): self.updates.append(n); self.n += n
     def set_postfix(self, ordered_dict=None, refresh=True, **kwargs): self.postfix = kwargs
     def close(self): self.closed_at = self.n
@@ -152,7 +170,11 @@ def test_progress_bar_counts_unique_rephrasings_and_ends_at_k(monkeypatch):
 
 def test_progress_bar_output_ends_at_k_over_k_when_a_batch_arrives_at_once(monkeypatch):
     "The main job's log showed '1/3': a slow batch drew the first of three quick updates, then the bar was erased."
-    import functools, io, time, tqdm.auto
+    import functools
+    import io
+    import time
+
+    import tqdm.auto
     screen = io.StringIO()
     monkeypatch.setattr(tqdm.auto, "tqdm", functools.partial(tqdm.std.tqdm, file=screen, ascii=True))
     def slow(request): time.sleep(0.05); return f"Variant number {request.sample_index}."

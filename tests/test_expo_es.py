@@ -1,6 +1,8 @@
 """Edge cases of expo_nb.expo_es beyond the notebook: batched vs looped evaluation at scale, candidate-set
 invariants, sampling calibration, caps, caching, state restore and input validation."""
-import json, pickle
+import json
+import pickle
+
 import numpy as np
 import pytest
 import scipy.special
@@ -9,8 +11,15 @@ import torch
 from expo_nb.core import Exemplar, ExemplarSequence, ExpoError, PromptDomain, make_rng
 from expo_nb.estimator import EstimatorConfig
 from expo_nb.exp3 import ExpoSelector
-from expo_nb.expo_es import (ExemplarInputExpoSelector, ExpoEsSelector, NetworkHistory, RotationEsSelector,
-                             candidate_sequences, cyclic_rotations, fit_es_network)
+from expo_nb.expo_es import (
+    ExemplarInputExpoSelector,
+    ExpoEsSelector,
+    NetworkHistory,
+    RotationEsSelector,
+    candidate_sequences,
+    cyclic_rotations,
+    fit_es_network,
+)
 
 torch.set_num_threads(1)
 
@@ -38,7 +47,8 @@ def render(seq):
 
 def records(n, seed=0):
     rng = make_rng(seed)
-    return [Exemplar(int(k), objective=float(v), score=float(-v / 100)) for k, v in enumerate(rng.permutation(1000)[:n])]
+    values = rng.permutation(1000)[:n]
+    return [Exemplar(int(k), objective=float(v), score=float(-v / 100)) for k, v in enumerate(values)]
 
 
 def forward(params, x):
@@ -119,7 +129,8 @@ def test_rotations_exact():
 
 
 def _trained_selector(**kw):
-    es = ExpoEsSelector(BagEmbedder(), render, size=4, pool=7, n_random=20, eta=kw.pop("eta", 10.0), hidden=8, epochs=30, lr=1e-2, seed=0, **kw)
+    es = ExpoEsSelector(BagEmbedder(), render, size=4, pool=7, n_random=20, eta=kw.pop("eta", 10.0), hidden=8,
+                        epochs=30, lr=1e-2, seed=0, **kw)
     hist = records(15)
     for t in range(5):
         seq = es.ask(hist)
@@ -161,7 +172,8 @@ def test_state_restore_reproduces_next_draw(cap, with_networks):
     else: state = json.loads(json.dumps(es.state_dict(networks=False)))
     draws = [es.ask(hist) for _ in range(3)]
     es.tell(draws[-1], 0.3); after_tell = es.ask(hist)
-    fresh = ExpoEsSelector(BagEmbedder(), render, size=4, pool=7, n_random=20, eta=10.0, hidden=8, epochs=30, lr=1e-2, seed=0, max_networks=cap)
+    fresh = ExpoEsSelector(BagEmbedder(), render, size=4, pool=7, n_random=20, eta=10.0, hidden=8, epochs=30, lr=1e-2,
+                           seed=0, max_networks=cap)
     fresh.load_state_dict(state)
     assert [fresh.ask(hist) for _ in range(3)] == draws
     fresh.tell(draws[-1], 0.3)
@@ -261,8 +273,9 @@ class OldShapeExemplarInputExpoSelector(ExpoSelector):
         e = np.asarray(e, dtype=np.float32)
         if self._pending:
             k2 = self.domain.shape[1]
-            context = PromptDomain(self.domain.descriptions, self.domain.instructions, self.domain.description_embeddings,
-                                   np.concatenate([self.domain.instruction_embeddings, np.tile(e, (k2, 1))], axis=1))
+            instructions = np.concatenate([self.domain.instruction_embeddings, np.tile(e, (k2, 1))], axis=1)
+            context = PromptDomain(self.domain.descriptions, self.domain.instructions,
+                                   self.domain.description_embeddings, instructions)
             self.last_predictions = self.estimator.predict_domain(context)
             self.cumulative_scores += self.last_predictions; self._pending = False
         return super().ask()
@@ -312,7 +325,8 @@ def test_exemplar_input_ablation_rejects_foreign_state():
     (lambda: ExpoEsSelector(BagEmbedder(), render, max_networks=True), "max_networks must be an integer >= 1"),
     (lambda: RotationEsSelector(3, eta=-1), "eta must be a positive finite number"),
     (lambda: RotationEsSelector(3, render=render), "give both embedder and render"),
-    (lambda: RotationEsSelector(3).tell(ExemplarSequence(tuple(records(3))), 1.0), "tell needs the sequence returned by the last ask"),
+    (lambda: RotationEsSelector(3).tell(ExemplarSequence(tuple(records(3))), 1.0),
+     "tell needs the sequence returned by the last ask"),
     (lambda: ExemplarInputExpoSelector("domain", context=lambda: np.zeros(3)), "domain must be a PromptDomain"),
     (lambda: ExemplarInputExpoSelector(PromptDomain(["a"], ["b"], np.eye(1), np.eye(1)), context=np.zeros(3)),
      "context must be a function"),
@@ -333,11 +347,13 @@ def test_bad_tell_and_ask_inputs():
     class BrokenEmbedder(BagEmbedder):
         def embed(self, texts): return np.zeros((len(texts) + 1, 4))
     broken = ExpoEsSelector(BrokenEmbedder(), render, size=3, pool=5, n_random=3)
-    with pytest.raises(ExpoError, match="the embedder returned shape"): broken.tell(ExemplarSequence(tuple(hist[:3])), 0.1)
+    with pytest.raises(ExpoError, match="the embedder returned shape"):
+        broken.tell(ExemplarSequence(tuple(hist[:3])), 0.1)
     rot = RotationEsSelector(3)
     with pytest.raises(ExpoError, match="ask needs the 3 per-arm summary rows"): rot.ask(records(4))
     rot.ask(records(3))
-    with pytest.raises(ExpoError, match="score must be a finite number"): rot.tell(cyclic_rotations(records(3))[1], float("nan"))
+    with pytest.raises(ExpoError, match="score must be a finite number"):
+        rot.tell(cyclic_rotations(records(3))[1], float("nan"))
 
 
 def test_rotation_state_is_json_and_restores():

@@ -1,15 +1,16 @@
 "Edge cases of the estimator, EXPO's selector and the baselines (the notebooks show the main behaviour)."
-import json, math
+import json
+import math
 
 import numpy as np
 import pytest
 import scipy.special
 import torch
 
+from expo_nb.baselines import FixedPromptSelector, NeuralUcbSelector, UniformRandomSelector
 from expo_nb.core import ExpoError, PromptDomain, make_rng
 from expo_nb.estimator import EstimatorConfig, ScoreEstimator, fit_mlp
 from expo_nb.exp3 import ExpoSelector, arm_probabilities, sample_arm
-from expo_nb.baselines import FixedPromptSelector, NeuralUcbSelector, UniformRandomSelector
 
 torch.set_num_threads(1)
 SMALL = EstimatorConfig(hidden=8, epochs=10, lr=1e-2)
@@ -18,25 +19,29 @@ SMALL = EstimatorConfig(hidden=8, epochs=10, lr=1e-2)
 @pytest.fixture
 def domain():
     rng = make_rng(0)
-    return PromptDomain([f"D{i}" for i in range(3)], [f"I{j}" for j in range(5)], rng.normal(size=(3, 4)), rng.normal(size=(5, 6)))
+    return PromptDomain([f"D{i}" for i in range(3)], [f"I{j}" for j in range(5)], rng.normal(size=(3, 4)),
+                        rng.normal(size=(5, 6)))
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "gelu", "sigmoid"])
 def test_factorized_prediction_matches_naive_for_every_activation(domain, activation):
     rng = make_rng(1)
     arms = rng.integers(0, domain.n_arms, size=7)
-    est = ScoreEstimator(EstimatorConfig(hidden=12, epochs=20, activation=activation)).fit(domain.features(arms), rng.normal(size=7))
-    np.testing.assert_allclose(est.predict_domain(domain), est.predict(domain.features(range(domain.n_arms))), atol=1e-5)
+    est = ScoreEstimator(EstimatorConfig(hidden=12, epochs=20, activation=activation))
+    est.fit(domain.features(arms), rng.normal(size=7))
+    naive = est.predict(domain.features(range(domain.n_arms)))
+    np.testing.assert_allclose(est.predict_domain(domain), naive, atol=1e-5)
 
 
 def test_unequal_part_dimensions_split_the_first_layer_correctly(domain):
     # descriptions are 4-d, instructions 6-d: a wrong split point would mix the two weight blocks
-    rng = make_rng(2)
     est = ScoreEstimator(SMALL).fit(domain.features([0, 7, 14]), [0.1, 0.5, 0.9])
     w = est.network[0].weight.detach().numpy()
     i, j = 2, 3
-    pre = w[:, :4] @ domain.description_embeddings[i] + w[:, 4:] @ domain.instruction_embeddings[j] + est.network[0].bias.detach().numpy()
-    by_hand = (np.maximum(pre, 0) @ est.network[2].weight.detach().numpy()[0] + est.network[2].bias.item()) * est.label_scale + est.label_mean
+    pre = (w[:, :4] @ domain.description_embeddings[i] + w[:, 4:] @ domain.instruction_embeddings[j]
+           + est.network[0].bias.detach().numpy())
+    out = np.maximum(pre, 0) @ est.network[2].weight.detach().numpy()[0] + est.network[2].bias.item()
+    by_hand = out * est.label_scale + est.label_mean
     assert est.predict_domain(domain)[domain.arm_index(i, j)] == pytest.approx(by_hand, abs=1e-5)
 
 
@@ -45,7 +50,8 @@ def test_unequal_part_dimensions_split_the_first_layer_correctly(domain):
 def test_domain_projection_predicts_consistently_and_keeps_the_width(activation, standardize_inputs):
     # 4 descriptions and 3 instructions in 10-d: the span coordinates are 4 + 3, not 20
     rng = make_rng(7)
-    dom = PromptDomain([f"D{i}" for i in range(4)], [f"I{j}" for j in range(3)], rng.normal(size=(4, 10)), rng.normal(size=(3, 10)))
+    dom = PromptDomain([f"D{i}" for i in range(4)], [f"I{j}" for j in range(3)], rng.normal(size=(4, 10)),
+                       rng.normal(size=(3, 10)))
     arms = rng.integers(0, dom.n_arms, size=6)
     config = EstimatorConfig(hidden=9, epochs=30, lr=1e-2, activation=activation, standardize_inputs=standardize_inputs)
     est = ScoreEstimator(config).fit(dom.features(arms), rng.normal(size=6), domain=dom)
@@ -56,7 +62,8 @@ def test_domain_projection_predicts_consistently_and_keeps_the_width(activation,
 def test_domain_projection_with_plain_gradient_descent_is_the_raw_network_in_other_coordinates():
     # both networks start from the same function on the arms (V0 = W0 Q) and take the same GD steps
     rng = make_rng(8)
-    dom = PromptDomain([f"D{i}" for i in range(3)], [f"I{j}" for j in range(3)], rng.normal(size=(3, 8)), rng.normal(size=(3, 8)))
+    dom = PromptDomain([f"D{i}" for i in range(3)], [f"I{j}" for j in range(3)], rng.normal(size=(3, 8)),
+                       rng.normal(size=(3, 8)))
     arms = [0, 4, 8, 2]
     x, y = dom.features(arms), np.array([0.1, 0.7, -0.3, 0.4])
     gd = EstimatorConfig(hidden=6, epochs=40, lr=0.05, optimizer="sgd", momentum=0.0, standardize_labels=False)
@@ -71,10 +78,11 @@ def test_domain_projection_with_plain_gradient_descent_is_the_raw_network_in_oth
     xt, yt = torch.from_numpy(x.astype(np.float32)) @ q, torch.from_numpy(y.astype(np.float32))
     for _ in range(40):
         step.zero_grad(); torch.mean((v0(xt).squeeze(-1) - yt) ** 2).backward(); step.step()
-    with torch.no_grad(): by_hand = v0(torch.from_numpy(dom.features(range(dom.n_arms)).astype(np.float32)) @ q).squeeze(-1).numpy()
+    all_arms = torch.from_numpy(dom.features(range(dom.n_arms)).astype(np.float32))
+    with torch.no_grad(): by_hand = v0(all_arms @ q).squeeze(-1).numpy()
     np.testing.assert_allclose(raw.predict_domain(dom), by_hand, atol=1e-4)
     assert projected.network[0].in_features == 6 and raw.network[0].in_features == 16
-    np.testing.assert_allclose(projected.predict_domain(dom), raw.predict_domain(dom), atol=1e-5)   # starts at V0 = W0 Q
+    np.testing.assert_allclose(projected.predict_domain(dom), raw.predict_domain(dom), atol=1e-5)   # V0 = W0 Q
 
 
 def test_projection_needs_a_matching_domain(domain):
@@ -148,7 +156,8 @@ def test_state_survives_json_and_a_new_process_shape(domain):
 
 
 @pytest.mark.parametrize("make", [lambda d: FixedPromptSelector(d, arm=2), lambda d: UniformRandomSelector(d, seed=1),
-                                  lambda d: ExpoSelector(d, estimator=SMALL), lambda d: NeuralUcbSelector(d, estimator=SMALL)])
+                                  lambda d: ExpoSelector(d, estimator=SMALL),
+                                  lambda d: NeuralUcbSelector(d, estimator=SMALL)])
 def test_every_selector_has_the_same_interface(domain, make):
     sel = make(domain)
     for t in range(3):
