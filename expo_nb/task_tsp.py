@@ -4,35 +4,69 @@
 
 # %% ../nbs/22_task_tsp.ipynb #84739a92
 from __future__ import annotations
-import hashlib, itertools, json, math, re
+
+import hashlib
+import itertools
+import json
+import math
+import re
 from pathlib import Path
 from typing import Sequence
+
 import numpy as np
-from .core import ExemplarSequence, ExpoError, MetaInstruction, TaskDescription, atomic_write_bytes, make_rng
+
+from expo_nb.core import (
+    Exemplar,
+    ExemplarSequence,
+    ExpoError,
+    MetaInstruction,
+    TaskDescription,
+    atomic_write_bytes,
+    check_int,
+    make_rng,
+)
 from .tasks import DEFAULT_SAMPLES, DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
 
 # %% auto #0
-__all__ = ['MAX_HELD_KARP_NODES', 'TSP_DESCRIPTION', 'TSP_ENHANCED_SENTENCE', 'TSP_INSTRUCTION', 'TSP_FORMAT', 'held_karp',
-           'tour_length', 'parse_tour', 'cached_optimum', 'TspTask']
+__all__ = ['MAX_HELD_KARP_NODES', 'TSP_DESCRIPTION', 'TSP_ENHANCED_SENTENCE', 'TSP_INSTRUCTION', 'TSP_FORMAT', 'tour_length',
+           'check_distances', 'subset_layers', 'held_karp_table', 'trace_back', 'held_karp', 'check_tour', 'parse_tour',
+           'cached_optimum', 'tsp_points', 'random_tours', 'render_points', 'render_tours', 'TspTask']
+
+# %% ../nbs/22_task_tsp.ipynb #0525f7e6
+def tour_length(distances: np.ndarray, tour: Sequence[int]) -> float:
+    "Length of the closed tour (returning to its first node)."
+    tour = np.asarray(tour, dtype=np.int64)
+    return float(np.asarray(distances, dtype=np.float64)[tour, np.roll(tour, -1)].sum())
 
 # %% ../nbs/22_task_tsp.ipynb #c79bd6f6
 MAX_HELD_KARP_NODES = 22   # 2^21 x 21 predecessor bytes (44 MB); the time grows as 2^n n^2
 
-def held_karp(distances: np.ndarray,   # (n, n) matrix of non-negative finite distances, d[i, j] from i to j
-              ) -> tuple[float, tuple[int, ...]]:   # (optimal closed-tour length, tour starting at node 0)
-    "The exact shortest closed tour by Held-Karp dynamic programming, vectorised over subsets."
+def check_distances(distances: np.ndarray) -> np.ndarray:
+    "`distances` as a float64 matrix; ExpoError unless it is square, finite and small enough for Held-Karp."
     d = np.asarray(distances, dtype=np.float64)
-    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < 1: raise ExpoError(f"distances must be a square (n, n) matrix, got shape {d.shape}")
+    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < 1:
+        raise ExpoError(f"distances must be a square (n, n) matrix, got shape {d.shape}")
     if not np.isfinite(d).all(): raise ExpoError("distances contain NaN or inf")
-    n = d.shape[0]
-    if n > MAX_HELD_KARP_NODES: raise ExpoError(f"held_karp is exponential; n = {n} > {MAX_HELD_KARP_NODES} would not fit in memory or time")
-    if n <= 2: return float(d[0, -1] + d[-1, 0]) if n == 2 else float(d[0, 0]), tuple(range(n))
-    m, inner = n - 1, d[1:, 1:]                          # nodes 1..n-1 are bits 0..m-1
+    if d.shape[0] > MAX_HELD_KARP_NODES:
+        raise ExpoError(f"held_karp is exponential; n = {d.shape[0]} > {MAX_HELD_KARP_NODES} "
+                        "would not fit in memory or time")
+    return d
+
+def subset_layers(m: int) -> tuple[list[np.ndarray], np.ndarray]:
+    "The bit masks of the subsets of m nodes grouped by size, and the position of each mask within its group."
     subsets = np.arange(1 << m, dtype=np.int64)
     sizes = np.bitwise_count(subsets)
     layers = [subsets[sizes == k] for k in range(m + 1)]
     position = np.zeros(1 << m, dtype=np.int64)
     for layer in layers: position[layer] = np.arange(len(layer))
+    return layers, position
+
+# %% ../nbs/22_task_tsp.ipynb #95809997
+def held_karp_table(d: np.ndarray,   # (n, n) distances, n >= 3; node 0 is the start
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    "C(all, j) + d[j, 0] for every last node j (bit j is node j + 1), and the predecessor table parent[set, j]."
+    m, inner = len(d) - 1, d[1:, 1:]                          # nodes 1..n-1 are bits 0..m-1
+    layers, position = subset_layers(m)
     parent = np.full((1 << m, m), -1, dtype=np.int8)
     cost = np.full((m, m), np.inf); cost[np.arange(m), np.arange(m)] = d[0, 1:]   # layer 1 = {bit 0}, {bit 1}, ...
     for k in range(2, m + 1):
@@ -44,32 +78,35 @@ def held_karp(distances: np.ndarray,   # (n, n) matrix of non-negative finite di
             new[rows, j] = previous[np.arange(len(rows)), best]
             parent[layer[rows], j] = best
         cost = new
-    closing = cost[0] + d[1:, 0]
-    last = int(np.argmin(closing))
+    return cost[0] + d[1:, 0], parent
+
+def trace_back(parent: np.ndarray, last: int) -> tuple[int, ...]:
+    "The tour that ends with bit `last` of the full set, read back through the predecessors; it starts at node 0."
+    m = parent.shape[1]
     tour, subset, node = [], (1 << m) - 1, last
     while node >= 0:
         tour.append(node + 1)
         subset, node = subset ^ (1 << node), int(parent[subset, node])
-    return float(closing[last]), (0, *reversed(tour))
+    return (0, *reversed(tour))
 
-# %% ../nbs/22_task_tsp.ipynb #0525f7e6
-def tour_length(distances: np.ndarray, tour: Sequence[int]) -> float:
-    "Length of the closed tour (returning to its first node)."
-    tour = np.asarray(tour, dtype=np.int64)
-    return float(np.asarray(distances, dtype=np.float64)[tour, np.roll(tour, -1)].sum())
+# %% ../nbs/22_task_tsp.ipynb #bab568ab
+def held_karp(distances: np.ndarray,   # (n, n) matrix of non-negative finite distances, d[i, j] from i to j
+              ) -> tuple[float, tuple[int, ...]]:   # (optimal closed-tour length, tour starting at node 0)
+    "The exact shortest closed tour by Held-Karp dynamic programming, vectorised over subsets."
+    d = check_distances(distances)
+    n = d.shape[0]
+    if n <= 2: return float(d[0, -1] + d[-1, 0]) if n == 2 else float(d[0, 0]), tuple(range(n))
+    closing, parent = held_karp_table(d)
+    last = int(np.argmin(closing))
+    return float(closing[last]), trace_back(parent, last)
 
 # %% ../nbs/22_task_tsp.ipynb #cd8b3795
 _TRACE = re.compile(r"<trace>([^<]*)</trace>", re.IGNORECASE)
 _NODE = re.compile(r"\d{1,6}")
 _TOKEN = re.compile(r"(?:[^\s,;>-]|-(?!>)|(?<!-)>)+")   # a run between the separators `[\s,;]+` and `->`
 
-def _tour_from_group(group: str, n: int) -> tuple[tuple[int, ...] | None, str]:
-    "A tour from the inside of one <trace> group, or None with the reason."
-    tokens = [m.group() for m in itertools.islice(_TOKEN.finditer(group), n + 2)]   # n + 2 tokens: too long already
-    if not tokens: return None, "the trace is empty"
-    for token in tokens:
-        if not _NODE.fullmatch(token): return None, f"{token[:20]!r} is not a node number"
-    nodes = [int(t) for t in tokens]
+def check_tour(nodes: list[int], n: int) -> tuple[tuple[int, ...] | None, str]:
+    "`nodes` as a tour of 0..n-1 rotated to start at 0 (a repeated start at the end dropped), or None with the reason."
     if len(nodes) == n + 1 and nodes[0] == nodes[-1]: nodes = nodes[:-1]     # closed form 0,...,0
     outside = [v for v in nodes if v >= n]
     if outside: return None, f"node {outside[0]} is out of range 0..{n - 1}"
@@ -80,6 +117,15 @@ def _tour_from_group(group: str, n: int) -> tuple[tuple[int, ...] | None, str]:
     if len(nodes) != n: return None, f"expected all {n} nodes, got {len(nodes)}"
     start = nodes.index(0)
     return tuple(nodes[start:] + nodes[:start]), ""
+
+# %% ../nbs/22_task_tsp.ipynb #5af51320
+def _tour_from_group(group: str, n: int) -> tuple[tuple[int, ...] | None, str]:
+    "A tour from the inside of one <trace> group, or None with the reason."
+    tokens = [m.group() for m in itertools.islice(_TOKEN.finditer(group), n + 2)]   # n + 2 tokens: too long already
+    if not tokens: return None, "the trace is empty"
+    for token in tokens:
+        if not _NODE.fullmatch(token): return None, f"{token[:20]!r} is not a node number"
+    return check_tour([int(t) for t in tokens], n)
 
 def parse_tour(reply: str,   # the LLM reply
                n: int,       # number of nodes; a valid tour is a permutation of 0..n-1
@@ -107,7 +153,8 @@ TSP_ENHANCED_SENTENCE = (
 TSP_INSTRUCTION = (
     "Suggest one new trace that is not in the list above and that you expect to be shorter than every trace "
     "shown. It must visit each point exactly once.")
-TSP_FORMAT = "Write the trace as the point numbers separated by commas between the tags <trace> and </trace>, e.g. <trace> 0,2,1 </trace> for three points."
+TSP_FORMAT = ("Write the trace as the point numbers separated by commas between the tags <trace> and </trace>, "
+              "e.g. <trace> 0,2,1 </trace> for three points.")
 
 _OPTIMA: dict[str, tuple[float, tuple[int, ...]]] = {}
 
@@ -125,9 +172,33 @@ def cached_optimum(distances: np.ndarray, cache_dir: Path | str | None = None) -
         result = float(saved["length"]), tuple(int(v) for v in saved["tour"])
     else:
         result = held_karp(distances)
-        if path is not None: atomic_write_bytes(path, json.dumps({"length": result[0], "tour": list(result[1])}).encode())
+        if path is not None:
+            atomic_write_bytes(path, json.dumps({"length": result[0], "tour": list(result[1])}).encode())
     _OPTIMA[key] = result
     return result
+
+# %% ../nbs/22_task_tsp.ipynb #489d5f6d
+def tsp_points(n: int, instance_seed: int, integer_coordinates: bool = True) -> np.ndarray:
+    "n points uniform in [-100, 100]^2 from `instance_seed`, rounded to integers if `integer_coordinates`."
+    coordinates = make_rng(instance_seed).uniform(-100.0, 100.0, (n, 2))
+    return np.round(coordinates) if integer_coordinates else coordinates
+
+def random_tours(n: int, count: int, seed: int) -> list[tuple[int, ...]]:
+    "`count` distinct random tours through n nodes that start at node 0, from `seed`."
+    rng, tours = make_rng(seed), []
+    while len(tours) < count:
+        tour = (0, *(int(v) + 1 for v in rng.permutation(n - 1)))
+        if tour not in tours: tours.append(tour)
+    return tours
+
+def render_points(coordinates: np.ndarray, integer_coordinates: bool = True) -> str:
+    "The numbered point coordinates, `(i): (x, y)` per line."
+    fmt = (lambda v: f"{v:.0f}") if integer_coordinates else (lambda v: f"{v:.2f}")
+    return "Points:\n" + "\n".join(f"({i}): ({fmt(x)}, {fmt(y)})" for i, (x, y) in enumerate(coordinates))
+
+def render_tours(exemplars: Sequence[Exemplar]) -> str:
+    "Each exemplar as '<trace> ... </trace>' and its integer-rounded length, in the given order."
+    return "\n\n".join(f"<trace> {','.join(map(str, e.action))} </trace>\nlength: {e.objective:.0f}" for e in exemplars)
 
 # %% ../nbs/22_task_tsp.ipynb #6d01ae38
 class TspTask(Task):
@@ -149,40 +220,21 @@ class TspTask(Task):
                  fallback: str = "penalty", reask: int = 1):       # score settings: see Task (20_tasks)
         super().__init__(samples, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
                          fallback=fallback, reask=reask)
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 4 <= n <= MAX_HELD_KARP_NODES:
-            raise ExpoError(f"n must be an int in [4, {MAX_HELD_KARP_NODES}] (paper: 10, 15, 20), got {n!r}")
-        if not 1 <= n_warm_start <= 12: raise ExpoError(f"n_warm_start must be in [1, 12], got {n_warm_start}")
-        self.n, self.instance_seed, self.init_seed, self.n_warm_start = int(n), instance_seed, init_seed, int(n_warm_start)
-        self.integer_coordinates, self.cache_dir = bool(integer_coordinates), cache_dir
-        coordinates = make_rng(instance_seed).uniform(-100.0, 100.0, (self.n, 2))
-        self.coordinates = np.round(coordinates) if self.integer_coordinates else coordinates
+        self.n = check_int("n", n, 4, MAX_HELD_KARP_NODES)
+        self.n_warm_start = check_int("n_warm_start", n_warm_start, 1, 12)
+        self.instance_seed, self.init_seed, self.cache_dir = instance_seed, init_seed, cache_dir
+        self.integer_coordinates = bool(integer_coordinates)
+        self.coordinates = tsp_points(self.n, instance_seed, self.integer_coordinates)
         self.distances = np.linalg.norm(self.coordinates[:, None, :] - self.coordinates[None, :, :], axis=-1)
         self.start()
 
-    @property
-    def optimum(self) -> tuple[float, tuple[int, ...]]:
-        "(optimal length, optimal tour) of this instance, computed once and cached."
-        return cached_optimum(self.distances, self.cache_dir)
-
-    def warm_start_actions(self) -> list[tuple[int, ...]]:
-        "n_warm_start distinct random tours starting at node 0, from init_seed."
-        rng, tours = make_rng(self.init_seed), []
-        while len(tours) < self.n_warm_start:
-            tour = (0, *(int(v) + 1 for v in rng.permutation(self.n - 1)))
-            if tour not in tours: tours.append(tour)
-        return tours
-
+    optimum = property(lambda self: cached_optimum(self.distances, self.cache_dir),
+                       doc="(optimal length, optimal tour) of this instance, computed once and cached.")
+    def warm_start_actions(self) -> list: return random_tours(self.n, self.n_warm_start, self.init_seed)
     def parse(self, reply: str) -> Parsed: return parse_tour(reply, self.n)
     def objective(self, action) -> float: return tour_length(self.distances, action)
-
-    def instance_block(self) -> str:
-        "The numbered point coordinates."
-        fmt = (lambda v: f"{v:.0f}") if self.integer_coordinates else (lambda v: f"{v:.2f}")
-        return "Points:\n" + "\n".join(f"({i}): ({fmt(x)}, {fmt(y)})" for i, (x, y) in enumerate(self.coordinates))
-
-    def render_exemplars(self, exemplars: ExemplarSequence) -> str:
-        "Each exemplar as '<trace> ... </trace>' and its integer-rounded length, in the given order."
-        return "\n\n".join(f"<trace> {','.join(map(str, e.action))} </trace>\nlength: {e.objective:.0f}" for e in exemplars)
+    def instance_block(self) -> str: return render_points(self.coordinates, self.integer_coordinates)
+    def render_exemplars(self, exemplars: ExemplarSequence) -> str: return render_tours(exemplars)
 
     def metric(self) -> float:
         "Optimality gap of the best tour so far, in percent."
