@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import re
 from pathlib import Path
 from typing import Sequence
