@@ -4,15 +4,28 @@
 
 # %% ../nbs/21_task_linreg.ipynb #418e9909
 from __future__ import annotations
-import math, re
+
+import math
+import re
 from typing import Sequence
+
 import numpy as np
-from .core import ExemplarSequence, ExpoError, MetaInstruction, TaskDescription, make_rng
+
+from expo_nb.core import (
+    Exemplar,
+    ExemplarSequence,
+    ExpoError,
+    MetaInstruction,
+    TaskDescription,
+    check_int,
+    check_number,
+    make_rng,
+)
 from .tasks import DEFAULT_SAMPLES, DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
 
 # %% auto #0
-__all__ = ['LINREG_DESCRIPTION', 'LINREG_ENHANCED_SENTENCE', 'LINREG_INSTRUCTION', 'LINREG_FORMAT', 'parse_pair',
-           'LinearRegressionTask']
+__all__ = ['LINREG_DESCRIPTION', 'LINREG_ENHANCED_SENTENCE', 'LINREG_INSTRUCTION', 'LINREG_FORMAT', 'parse_pair', 'line_points',
+           'line_mse', 'warm_start_bounds', 'distinct_pairs', 'render_pairs', 'LinearRegressionTask']
 
 # %% ../nbs/21_task_linreg.ipynb #cd7232f5
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
@@ -28,7 +41,8 @@ def _pair_from_group(group: str, max_abs: float) -> tuple[tuple[int, int] | None
         text = _LABEL.sub("", part).strip().rstrip(".")
         if not _NUMBER.fullmatch(text): return None, f"{text[:30]!r} is not a number"
         value = float(text)
-        if not math.isfinite(value) or abs(value) > max_abs: return None, f"{text[:30]} is not a finite number of magnitude <= {max_abs:g}"
+        if not math.isfinite(value) or abs(value) > max_abs:
+            return None, f"{text[:30]} is not a finite number of magnitude <= {max_abs:g}"
         values.append(int(round(value)))
     return (values[0], values[1]), ""
 
@@ -47,7 +61,8 @@ def parse_pair(reply: str,                 # the LLM reply
     groups = _BRACKETS.findall(reply)
     if not groups: return Parsed(None, "no [w, b] pair in square brackets found")
     # no group is valid, so the reason is the last group's
-    return last_valid(groups[-1:], lambda group: _pair_from_group(group, max_abs), "no valid [w, b] pair: last bracket group")
+    return last_valid(groups[-1:], lambda group: _pair_from_group(group, max_abs),
+                      "no valid [w, b] pair: last bracket group")
 
 # %% ../nbs/21_task_linreg.ipynb #8c6757b6
 LINREG_DESCRIPTION = (
@@ -61,6 +76,40 @@ LINREG_INSTRUCTION = (
     "Suggest one new pair (w, b) that is not in the list above and whose value you expect to be lower than "
     "every value shown. Do not write code.")
 LINREG_FORMAT = "Finish your reply with the new pair as two numbers in square brackets, in the form [w, b]."
+
+# %% ../nbs/21_task_linreg.ipynb #ed750937
+def line_points(w: float, b: float, n_points: int, data_seed: int, noise: float = 0.0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    "x ~ U[-1, 1] and y = w x + b (+ N(0, noise^2) when noise > 0), both from `data_seed`."
+    rng = make_rng(data_seed)
+    x = rng.uniform(-1.0, 1.0, n_points)
+    return x, w * x + b + (noise * rng.standard_normal(n_points) if noise > 0 else 0.0)
+
+def line_mse(x: np.ndarray, y: np.ndarray, pair: tuple[float, float]) -> float:
+    "Mean squared error of the line w*x + b on the points (x, y)."
+    w, b = pair
+    return float(np.mean((y - (w * x + b)) ** 2))
+
+# %% ../nbs/21_task_linreg.ipynb #755d47ce
+def warm_start_bounds(warm_start_range: tuple[int, int], n_warm_start: int) -> tuple[int, int]:
+    "The range as (low, high) integers; ExpoError when it holds fewer than `n_warm_start` distinct pairs."
+    low, high = (int(v) for v in warm_start_range)
+    if low > high or (high - low + 1) ** 2 < n_warm_start:
+        raise ExpoError(f"warm_start_range {warm_start_range} holds fewer than n_warm_start={n_warm_start} "
+                        "distinct pairs")
+    return low, high
+
+def distinct_pairs(count: int, low: int, high: int, seed: int) -> list[tuple[int, int]]:
+    "`count` distinct integer pairs drawn uniformly from [low, high]^2, from `seed`."
+    rng, pairs = make_rng(seed), []
+    while len(pairs) < count:
+        pair = tuple(int(v) for v in rng.integers(low, high + 1, 2))
+        if pair not in pairs: pairs.append(pair)
+    return pairs
+
+def render_pairs(exemplars: Sequence[Exemplar]) -> str:
+    "Each exemplar as 'w=.., b=..' and its value, in the given order."
+    return "\n\n".join(f"w={e.action[0]}, b={e.action[1]}\nvalue: {e.objective:.2f}" for e in exemplars)
 
 # %% ../nbs/21_task_linreg.ipynb #49b44056
 class LinearRegressionTask(Task):
@@ -84,39 +133,17 @@ class LinearRegressionTask(Task):
                  fallback: str = "penalty", reask: int = 1):       # score settings: see Task (20_tasks)
         super().__init__(samples, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
                          fallback=fallback, reask=reask)
-        if not all(isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) for v in (w, b)):
-            raise ExpoError(f"w and b must be finite numbers, got w={w!r}, b={b!r}")
-        if int(n_points) < 1: raise ExpoError(f"n_points must be >= 1, got {n_points}")
-        if not (math.isfinite(noise) and noise >= 0): raise ExpoError(f"noise must be a finite standard deviation >= 0, got {noise}")
-        low, high = (int(v) for v in warm_start_range)
-        if low > high or (high - low + 1) ** 2 < n_warm_start:
-            raise ExpoError(f"warm_start_range {warm_start_range} holds fewer than n_warm_start={n_warm_start} distinct pairs")
-        self.w, self.b, self.n_points, self.data_seed, self.noise = float(w), float(b), int(n_points), data_seed, float(noise)
-        self.init_seed, self.n_warm_start, self.warm_start_range, self.max_abs = init_seed, int(n_warm_start), (low, high), max_abs
-        rng = make_rng(data_seed)
-        self.x = rng.uniform(-1.0, 1.0, self.n_points)
-        self.y = self.w * self.x + self.b + (self.noise * rng.standard_normal(self.n_points) if self.noise > 0 else 0.0)
+        self.w, self.b = check_number("w", w), check_number("b", b)
+        self.n_points, self.noise = check_int("n_points", int(n_points), low=1), check_number("noise", noise, low=0)
+        self.warm_start_range = warm_start_bounds(warm_start_range, n_warm_start)
+        self.data_seed, self.init_seed, self.n_warm_start = data_seed, init_seed, int(n_warm_start)
+        self.max_abs = max_abs
+        self.x, self.y = line_points(self.w, self.b, self.n_points, data_seed, self.noise)
         self.start()
 
-    def warm_start_actions(self) -> list[tuple[int, int]]:
-        "n_warm_start distinct integer pairs drawn uniformly from warm_start_range, with init_seed."
-        rng, (low, high), pairs = make_rng(self.init_seed), self.warm_start_range, []
-        while len(pairs) < self.n_warm_start:
-            pair = tuple(int(v) for v in rng.integers(low, high + 1, 2))
-            if pair not in pairs: pairs.append(pair)
-        return pairs
-
+    def warm_start_actions(self) -> list:
+        return distinct_pairs(self.n_warm_start, *self.warm_start_range, self.init_seed)
     def parse(self, reply: str) -> Parsed: return parse_pair(reply, self.max_abs)
-
-    def objective(self, action) -> float:
-        "Mean squared error of the line w*x + b on the task's points."
-        w, b = action
-        return float(np.mean((self.y - (w * self.x + b)) ** 2))
-
-    def render_exemplars(self, exemplars: ExemplarSequence) -> str:
-        "Each exemplar as 'w=.., b=..' and its value, in the given order."
-        return "\n\n".join(f"w={e.action[0]}, b={e.action[1]}\nvalue: {e.objective:.2f}" for e in exemplars)
-
-    def metric(self) -> float:
-        "Best (lowest) MSE in the history."
-        return min(e.objective for e in self.history)
+    def objective(self, action) -> float: return line_mse(self.x, self.y, action)
+    def render_exemplars(self, exemplars: ExemplarSequence) -> str: return render_pairs(exemplars)
+    def metric(self) -> float: return min(e.objective for e in self.history)   # best (lowest) MSE so far
