@@ -1,15 +1,21 @@
-"Edge cases of the task layer: parsers (examples + hypothesis), Held-Karp vs brute force, MSE by hand, prompt snapshots, step()."
-import itertools, json, math, os, time
+"""Edge cases of the task layer: parsers (examples + hypothesis), Held-Karp vs brute force, MSE by hand, prompt
+snapshots, step()."""
+import itertools
+import json
+import math
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from expo_nb.core import Completion, Exemplar, ExemplarSequence, ExpoError, MetaInstruction, TaskDescription, make_rng
-from expo_nb.tasks import DEFAULT_SAMPLES, Parsed, StepOutcome, Task, prompt_score
+from expo_nb.core import Completion, Exemplar, ExemplarSequence, ExpoError, MetaInstruction, make_rng
 from expo_nb.task_linreg import LINREG_FORMAT, LinearRegressionTask, parse_pair
 from expo_nb.task_tsp import TSP_FORMAT, TspTask, held_karp, parse_tour, tour_length
+from expo_nb.tasks import DEFAULT_SAMPLES, Parsed, StepOutcome, Task, prompt_score
 from expo_nb.testing import ScriptedChat
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -33,8 +39,8 @@ def test_parse_pair_accepts_wellformed_with_chatter(reply, pair):
     ("", "empty reply"), ("   \n", "empty reply"), (None, "empty reply"), ("w=3, b=29", "no [w, b] pair"),
     ("(3, 29)", "no [w, b] pair"), ("[3]", "found 1 part"), ("[3 29]", "found 1 part"), ("[1, 2, 3]", "found 3 part"),
     ("[NaN, 1]", "not a number"), ("[1, -inf]", "not a number"), ("[1e400, 1]", "magnitude"), ("[1, 2e6]", "magnitude"),
-    ("[three, four]", "not a number"), ("[1/2, 3]", "not a number"), ("[0x10, 3]", "not a number"), ("[, ]", "not a number"),
-    ("[3, 29", "no [w, b] pair"),
+    ("[three, four]", "not a number"), ("[1/2, 3]", "not a number"), ("[0x10, 3]", "not a number"),
+    ("[, ]", "not a number"), ("[3, 29", "no [w, b] pair"),
 ])
 def test_parse_pair_rejects_malformed_with_reason(reply, reason):
     parsed = parse_pair(reply)
@@ -76,7 +82,8 @@ def test_parse_tour_rejects_malformed_with_reason(reply, reason):
 
 # ---------------------------------------------------------------- parsers: properties
 
-REPLY_ALPHABET = st.sampled_from(list("[]<>/,.;:=-+ \n0123456789eEwbnaifxtrc") + ["<trace>", "</trace>", "nan", "inf", "->"])
+REPLY_ALPHABET = st.sampled_from(list("[]<>/,.;:=-+ \n0123456789eEwbnaifxtrc")
+                                 + ["<trace>", "</trace>", "nan", "inf", "->"])
 replies = st.one_of(st.text(), st.lists(REPLY_ALPHABET, max_size=80).map("".join))
 
 
@@ -111,13 +118,14 @@ def test_parse_tour_finds_any_permutation_in_chatter(tour, chatter):
 
 
 @PARSER_SETTINGS
-@given(st.integers(-10**6, 10**6), st.integers(-10**6, 10**6), st.text(alphabet=st.characters(blacklist_characters="[]"), max_size=40))
+@given(st.integers(-10**6, 10**6), st.integers(-10**6, 10**6),
+       st.text(alphabet=st.characters(blacklist_characters="[]"), max_size=40))
 def test_parse_pair_finds_any_pair_in_chatter(w, b, chatter):
     assert parse_pair(f"{chatter} [{w}, {b}] {chatter}").action == (w, b)
 
 
-@pytest.mark.parametrize("reply", ["[" * 200_000, "<trace>" * 50_000, "[1," * 100_000, "<trace>0," * 50_000 + "</trace>",
-                                   "9" * 200_000, "[" + "1" * 100_000 + ", 2]"])
+@pytest.mark.parametrize("reply", ["[" * 200_000, "<trace>" * 50_000, "[1," * 100_000,
+                                   "<trace>0," * 50_000 + "</trace>", "9" * 200_000, "[" + "1" * 100_000 + ", 2]"])
 def test_parsers_are_fast_on_pathological_input(reply):
     start = time.perf_counter()
     parse_pair(reply); parse_tour(reply, 20)
@@ -136,7 +144,8 @@ def brute_force(d):
 def test_held_karp_equals_brute_force(n, seed):
     rng = make_rng(100 * n + seed)
     points = rng.uniform(-100, 100, (n, 2))
-    for d in (np.linalg.norm(points[:, None] - points[None], axis=-1), rng.uniform(0, 50, (n, n))):  # symmetric, asymmetric
+    euclidean = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    for d in (euclidean, rng.uniform(0, 50, (n, n))):  # symmetric, asymmetric
         length, tour = held_karp(d)
         assert sorted(tour) == list(range(n)) and tour[0] == 0
         assert math.isclose(length, tour_length(d, tour), rel_tol=1e-12)
@@ -168,7 +177,8 @@ def test_held_karp_n20_is_fast_and_no_worse_than_two_opt():
         improved = False
         for i, j in itertools.combinations(range(1, 20), 2):
             candidate = best[:i] + best[i:j + 1][::-1] + best[j + 1:]
-            if tour_length(task.distances, candidate) < tour_length(task.distances, best) - 1e-9: best, improved = candidate, True
+            if tour_length(task.distances, candidate) < tour_length(task.distances, best) - 1e-9:
+                best, improved = candidate, True
     assert length <= tour_length(task.distances, best) + 1e-9
 
 
@@ -211,18 +221,21 @@ def test_prompt_score_transform():
 def _check_snapshot(name, text):
     path = SNAPSHOTS / name
     if os.environ.get("EXPO_UPDATE_SNAPSHOTS") == "1": path.parent.mkdir(exist_ok=True); path.write_text(text)
-    assert text == path.read_text(), f"rendered prompt changed; if intended, rerun with EXPO_UPDATE_SNAPSHOTS=1 and review {path}"
+    assert text == path.read_text(), \
+        f"rendered prompt changed; if intended, rerun with EXPO_UPDATE_SNAPSHOTS=1 and review {path}"
 
 
 def test_linreg_prompt_snapshot_and_order():
     task = LinearRegressionTask(w=2, b=30, data_seed=0, init_seed=0)
-    for pair in [(3, 29), (40, 40), (5, 25)]: task.history.append(Exemplar(pair, task.objective(pair), task.prompt_score(task.objective(pair))))
+    for pair in [(3, 29), (40, 40), (5, 25)]:
+        task.history.append(Exemplar(pair, task.objective(pair), task.prompt_score(task.objective(pair))))
     text = task.meta_prompt(task.description0, task.instruction0).as_text()
     _check_snapshot("linreg_prompt.txt", text)
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("value:")]
     assert len(values) == 8 and values == sorted(values, reverse=True)        # worst to best
     assert values[-1] == round(task.objective((3, 29)), 2)
-    assert text.index(task.description0.text) < text.index("w=") < text.index(task.instruction0.text) < text.index(LINREG_FORMAT)
+    positions = [text.index(part) for part in (task.description0.text, "w=", task.instruction0.text, LINREG_FORMAT)]
+    assert positions == sorted(positions)
 
 
 def test_tsp_prompt_snapshot_and_order():
@@ -242,7 +255,8 @@ def test_top_k_limits_the_default_exemplars():
 def test_enhanced_prompt_says_worst_to_best():
     for task in (LinearRegressionTask(), TspTask(n=5)):
         description, instruction = task.enhanced_prompt()
-        assert description.text.startswith(task.description0.text) and "worst" in description.text and "best" in description.text
+        assert description.text.startswith(task.description0.text)
+        assert "worst" in description.text and "best" in description.text
         assert instruction == task.instruction0 and "worst" in task.enhanced_instruction.text
 
 
@@ -258,23 +272,25 @@ def test_custom_exemplar_order_is_kept():
     text = task.meta_prompt(task.description0, task.instruction0, exemplars=sequence).as_text()
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("value:")]
     assert values == sorted(values)
-    with pytest.raises(ExpoError, match="ExemplarSequence"): task.meta_prompt(task.description0, task.instruction0, exemplars=[1])
+    with pytest.raises(ExpoError, match="ExemplarSequence"):
+        task.meta_prompt(task.description0, task.instruction0, exemplars=[1])
 
 
 # ---------------------------------------------------------------- step() with a scripted chat
 
-D, I = LinearRegressionTask.description0, LinearRegressionTask.instruction0
+D0, I0 = LinearRegressionTask.description0, LinearRegressionTask.instruction0
 
 
 def test_step_grows_history_deduplicates_and_scores_temperature_zero():
     task = LinearRegressionTask(samples=(1.0, 1.0, 1.0, 0.0))
     warm = task.history[0].action
     chat = ScriptedChat(["[3, 29]", "again [3, 29]", f"[{warm[0]}, {warm[1]}]", "final: [4, 28]"])
-    out = task.step(chat, D, I, tag="it0")
+    out = task.step(chat, D0, I0, tag="it0")
     assert isinstance(out, StepOutcome)
     assert [e.action for e in task.history[5:]] == [(3, 29), (4, 28)]         # duplicate and known pair not re-added
     assert (out.n_valid, out.n_samples, out.n_new, out.valid, out.feedback) == (4, 4, 2, True, "sample")
-    assert out.objective == task.objective((4, 28)) and out.score == pytest.approx(1 - task.objective((4, 28)) / task.score_scale)
+    assert out.objective == task.objective((4, 28))
+    assert out.score == pytest.approx(1 - task.objective((4, 28)) / task.score_scale)
     assert out.metric == task.objective((3, 29)) == task.metric_history[-1]
     assert [r.temperature for r in chat.requests] == [1.0, 1.0, 1.0, 0.0] and {r.tag for r in chat.requests} == {"it0"}
     assert out.replies == ["[3, 29]", "again [3, 29]", f"[{warm[0]}, {warm[1]}]", "final: [4, 28]"]
@@ -283,24 +299,24 @@ def test_step_grows_history_deduplicates_and_scores_temperature_zero():
 def test_step_feedback_uses_known_action_score():
     task = LinearRegressionTask(samples=(0.0,))
     known = task.history[2]
-    out = task.step(ScriptedChat([f"[{known.action[0]}, {known.action[1]}]"]), D, I)
+    out = task.step(ScriptedChat([f"[{known.action[0]}, {known.action[1]}]"]), D0, I0)
     assert (out.score, out.n_new, out.feedback) == (known.score, 0, "sample")
 
 
 def test_step_fallback_best_valid_then_penalty():
     task = LinearRegressionTask(samples=(1.0, 1.0, 0.0), fallback="best-valid", reask=0)
-    out = task.step(ScriptedChat(["[3, 29]", "[10, 10]", "I am not sure."]), D, I)
+    out = task.step(ScriptedChat(["[3, 29]", "[10, 10]", "I am not sure."]), D0, I0)
     assert (out.valid, out.feedback) == (False, "best-valid")
     assert out.score == max(task.prompt_score(task.objective(p)) for p in [(3, 29), (10, 10)])
     worst = min(e.score for e in task.history)
-    out = task.step(ScriptedChat(["nothing", "[nan, 1]", ""]), D, I)
+    out = task.step(ScriptedChat(["nothing", "[nan, 1]", ""]), D0, I0)
     assert (out.valid, out.n_valid, out.feedback, out.objective, out.score) == (False, 0, "penalty", None, worst)
     assert task.metric_history == [task.objective((3, 29))] * 2
 
 
 def test_step_penalty_fallback_mode():
     task = LinearRegressionTask(samples=(1.0, 0.0), fallback="penalty")
-    out = task.step(ScriptedChat(["[2, 30]", "oops", "oops again"]), D, I)
+    out = task.step(ScriptedChat(["[2, 30]", "oops", "oops again"]), D0, I0)
     assert out.feedback == "penalty" and out.score == min(e.score for e in task.history) and out.metric == 0.0
     assert out.n_reasked == 1 and len(out.replies) == 3
 
@@ -309,11 +325,11 @@ def test_default_reasks_an_invalid_greedy_reply_then_penalizes():
     "Default labels: an invalid temperature-0 reply is asked again once; the best other sample never stands in."
     task = LinearRegressionTask(samples=(1.0, 1.0, 0.0))
     chat = ScriptedChat(["[2, 30]", "[3, 29]", "no pair here", "[4, 28]"])
-    out = task.step(chat, D, I, tag="it-0")
+    out = task.step(chat, D0, I0, tag="it-0")
     assert (out.feedback, out.objective, out.n_reasked) == ("reask", task.objective((4, 28)), 1)
     assert chat.requests[3].temperature == 0.0 and chat.requests[3].tag == "it-0/reask-1"
     assert chat.requests[3].messages == chat.requests[2].messages
-    out = task.step(ScriptedChat(["[2, 30]", "[3, 29]", "no pair", "still none"]), D, I, tag="it-1")
+    out = task.step(ScriptedChat(["[2, 30]", "[3, 29]", "no pair", "still none"]), D0, I0, tag="it-1")
     assert (out.feedback, out.objective) == ("penalty", None)
     assert out.score == min(e.score for e in task.history) < task.prompt_score(task.objective((3, 29)))
 
@@ -321,8 +337,9 @@ def test_default_reasks_an_invalid_greedy_reply_then_penalizes():
 def test_step_counts_tokens_and_cache_hits():
     class Cached:
         identity = "cached-stub"
-        def complete(self, requests): return [Completion("[3, 29]", 10, 2, cached=k % 2 == 0) for k, _ in enumerate(requests)]
-    out = LinearRegressionTask().step(Cached(), D, I)
+        def complete(self, requests):
+            return [Completion("[3, 29]", 10, 2, cached=k % 2 == 0) for k, _ in enumerate(requests)]
+    out = LinearRegressionTask().step(Cached(), D0, I0)
     assert (out.prompt_tokens, out.completion_tokens, out.cached_calls, out.n_samples) == (80, 16, 4, 8)
     assert DEFAULT_SAMPLES == (1.0,) * 7 + (0.0,)
 
@@ -332,18 +349,20 @@ def test_step_rejects_wrong_completion_count_and_arm_indices():
         identity = "short"
         def complete(self, requests): return [Completion("[1, 2]")]
     task = LinearRegressionTask()
-    with pytest.raises(ExpoError, match="returned 1 completions for 8"): task.step(Short(), D, I)
+    with pytest.raises(ExpoError, match="returned 1 completions for 8"): task.step(Short(), D0, I0)
     with pytest.raises(ExpoError, match="domain.texts"): task.step(ScriptedChat(["[1, 2]"]), 0, 3)
 
 
 def test_tsp_step_and_state_round_trip():
     task = TspTask(n=6, instance_seed=1, samples=(1.0, 0.0))
-    out = task.step(ScriptedChat(["<trace>1,2,3,4,5,0</trace>", "<trace>0,1,2,3,4,5</trace>"]), task.description0, task.instruction0)
+    chat = ScriptedChat(["<trace>1,2,3,4,5,0</trace>", "<trace>0,1,2,3,4,5</trace>"])
+    out = task.step(chat, task.description0, task.instruction0)
     assert out.n_new <= 1 and out.valid and out.objective == tour_length(task.distances, (0, 1, 2, 3, 4, 5))
     state = json.loads(json.dumps(task.state_dict()))
     fresh = TspTask(n=6, instance_seed=1, samples=(1.0, 0.0))
     fresh.load_state_dict(state)
-    assert fresh.history == task.history and fresh.metric_history == task.metric_history and fresh.score_scale == task.score_scale
+    assert fresh.history == task.history
+    assert (fresh.metric_history, fresh.score_scale) == (task.metric_history, task.score_scale)
     with pytest.raises(ExpoError, match="state is for task"): LinearRegressionTask().load_state_dict(state)
 
 
