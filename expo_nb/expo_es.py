@@ -26,9 +26,10 @@ from .estimator import EstimatorConfig, fit_mlp
 from .exp3 import ExpoSelector, arm_probabilities, check_feedback, check_score, sample_arm
 
 # %% auto #0
-__all__ = ['fit_es_network', 'summed_predictions', 'each_network_predictions', 'grow_buffers', 'NetworkHistory',
-           'candidate_sequences', 'draw_summary', 'cached_embeddings', 'ExpoEsSelector', 'cyclic_rotations',
-           'RotationEsSelector', 'ExemplarInputExpoSelector']
+__all__ = ['fit_es_network', 'summed_predictions', 'network_predictions', 'each_network_predictions', 'grow_buffers',
+           'oldest_first', 'NetworkHistory', 'candidate_sequences', 'draw_summary', 'cached_embeddings',
+           'check_saved_kind', 'ExemplarTrainingSet', 'ExpoEsSelector', 'cyclic_rotations', 'RotationEsSelector',
+           'check_exemplar_embedding', 'with_exemplar_context', 'ExemplarInputExpoSelector']
 
 # %% ../nbs/13_expo_es.ipynb #462b1bbf
 def fit_es_network(features: np.ndarray,  # (n, d) embeddings of the exemplar blocks shown
@@ -50,6 +51,8 @@ def fit_es_network(features: np.ndarray,  # (n, d) embeddings of the exemplar bl
             "w2": last.weight.detach()[0].clone(), "b2": last.bias.detach()[0].clone()}
 
 # %% ../nbs/13_expo_es.ipynb #2242135b
+_PARAMETER_NAMES = ("W1", "b1", "w2", "b2")
+
 def summed_predictions(params: dict[str, torch.Tensor],  # W1 (t, h, d), b1 (t, h), w2 (t, h), b2 (t,): t networks
                        x: torch.Tensor,                   # (c, d) float32 candidate embeddings
                        block_floats: int = 2**20,         # max hidden activations computed at once
@@ -60,19 +63,22 @@ def summed_predictions(params: dict[str, torch.Tensor],  # W1 (t, h, d), b1 (t, 
     total = torch.zeros(x.shape[0], dtype=torch.float64)
     with torch.no_grad():
         for start in range(0, n, block):   # blocks of many networks (not a loop over networks)
-            W1, b1, w2, b2 = (params[k][start:min(n, start + block)] for k in ("W1", "b1", "w2", "b2"))
+            W1, b1, w2, b2 = (params[k][start:min(n, start + block)] for k in _PARAMETER_NAMES)
             # all first layers as one (c, d) x (d, t*h) product; the sum over networks of the output layers
             # is then one mat-vec with the concatenated w2 (a (t, h, d) view, no copy)
             activations = torch.relu(torch.addmm(b1.reshape(-1), x, W1.reshape(-1, W1.shape[2]).T))
             total += (activations @ w2.reshape(-1)).double() + b2.double().sum()
     return total.numpy()
 
+def network_predictions(params: dict[str, torch.Tensor], x: torch.Tensor) -> np.ndarray:
+    "One network's predictions relu(x W1^T + b1) w2 + b2 for the rows of `x`, float64 (c,)."
+    with torch.no_grad(): out = torch.relu(x @ params["W1"].T + params["b1"]) @ params["w2"] + params["b2"]
+    return out.double().numpy()
+
 def each_network_predictions(params: dict[str, torch.Tensor], x: torch.Tensor) -> np.ndarray:
     "Per-network predictions (t, c) with a plain Python loop over the t networks: the reference for the sum."
-    with torch.no_grad():
-        rows = [torch.relu(x @ params["W1"][i].T + params["b1"][i]) @ params["w2"][i] + params["b2"][i]
-                for i in range(len(params.get("W1", ())))]
-    return torch.stack(rows).double().numpy() if rows else np.zeros((0, x.shape[0]))
+    rows = [network_predictions({k: v[i] for k, v in params.items()}, x) for i in range(len(params.get("W1", ())))]
+    return np.stack(rows) if rows else np.zeros((0, x.shape[0]))
 
 # %% ../nbs/13_expo_es.ipynb #be53878d
 def grow_buffers(buffers: dict[str, torch.Tensor] | None,  # the current buffers (None: none yet)
@@ -88,16 +94,18 @@ def grow_buffers(buffers: dict[str, torch.Tensor] | None,  # the current buffers
         for k in grown: grown[k][:capacity] = buffers[k]
     return grown
 
-# %% ../nbs/13_expo_es.ipynb #e134622e
-_PARAMETER_NAMES = ("W1", "b1", "w2", "b2")
+def oldest_first(n_seen: int, kept: int, limit: int | None = None) -> np.ndarray:
+    "The buffer slots of the `kept` stored networks, oldest first (rotated once a ring of `limit` slots has wrapped)."
+    order = np.arange(kept)
+    return (order + n_seen) % limit if limit is not None and n_seen > limit else order
 
+# %% ../nbs/13_expo_es.ipynb #e134622e
 class NetworkHistory:
     "Stacked parameters of every stored exemplar network; sums their predictions in one batched op."
     def __init__(self, max_networks: int | None = None,  # keep only the most recent networks (None: all, exact)
                  block_floats: int = 2**20):              # max hidden activations computed at once (4 MiB)
-        if max_networks is not None: check_int("max_networks", max_networks, low=1)
-        self.max_networks, self.block_floats = max_networks, int(block_floats)
-        self.n_seen, self._buffers = 0, None          # buffers grow by 25% (a ring once max_networks is reached)
+        self.max_networks = None if max_networks is None else check_int("max_networks", max_networks, low=1)
+        self.block_floats, self.n_seen, self._buffers = int(block_floats), 0, None   # buffers: a ring once full
 
     def __len__(self): return self.n_seen if self.max_networks is None else min(self.n_seen, self.max_networks)
 
@@ -115,11 +123,8 @@ class NetworkHistory:
 
     def stacked(self) -> dict[str, torch.Tensor]:
         "The stored parameters, oldest first, each with a leading network axis."
-        if not len(self): return {}
-        order = np.arange(len(self))
-        if self.max_networks is not None and self.n_seen > self.max_networks:
-            order = (order + self.n_seen) % self.max_networks
-        return {k: v[torch.as_tensor(order)] for k, v in self._buffers.items()}
+        order = torch.as_tensor(oldest_first(self.n_seen, len(self), self.max_networks))
+        return {k: v[order] for k, v in self._buffers.items()} if len(self) else {}
 
     @property
     def parameter_bytes(self) -> int:
@@ -186,8 +191,41 @@ def cached_embeddings(embedder,                    # an Embedder
     while len(cache) > cache_size: cache.popitem(last=False)
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
+# %% ../nbs/13_expo_es.ipynb #b22af20e
+def check_saved_kind(selector, state) -> dict:
+    "`state` unchanged; ExpoError unless it is a dict saved by a selector of the same class as `selector`."
+    if not isinstance(state, dict) or state.get("kind") != type(selector).__name__:
+        raise ExpoError(f"not a saved {type(selector).__name__} state")
+    return state
+
+class ExemplarTrainingSet:
+    "EXPO-ES's training set T_t (embeddings of the blocks shown, their scores) and the network fitted on it."
+    def __init__(self, hidden: int = 512,   # hidden width of the exemplar network (the paper: 512)
+                 epochs: int = 50,          # full-batch Adam steps (unspecified in the paper; our default)
+                 lr: float = 1e-3,          # Adam learning rate (our default)
+                 seed: int = 0):            # seeds the initialisation: the same records give the same network
+        if hidden < 1 or epochs < 1: raise ExpoError(f"hidden and epochs must be >= 1, got {hidden}, {epochs}")
+        self.hidden, self.epochs, self.lr, self.seed = int(hidden), int(epochs), float(lr), int(seed)
+        self.features, self.scores = [], []
+
+    def add(self, feature: np.ndarray, score: float) -> dict[str, torch.Tensor]:
+        "Add one (embedding, score) record; return the network retrained on all records."
+        score = check_score(score)
+        self.features.append(feature); self.scores.append(score)
+        return self.fit(len(self.scores))
+
+    def fit(self, upto: int) -> dict[str, torch.Tensor]:
+        "The exemplar network trained on the first `upto` records."
+        features, scores = np.stack(self.features[:upto]), np.array(self.scores[:upto])
+        return fit_es_network(features, scores, self.hidden, self.epochs, self.lr, self.seed)
+
+    def load_records(self, state: dict) -> None:
+        "Restore the records from the `features` and `scores` lists of a saved state."
+        self.features = [np.asarray(f, dtype=np.float32) for f in state["features"]]
+        self.scores = [float(s) for s in state["scores"]]
+
 # %% ../nbs/13_expo_es.ipynb #05b76f7f
-class ExpoEsSelector:
+class ExpoEsSelector(ExemplarTrainingSet):
     "EXPO-ES (Algorithm 2): sample the exemplar sequence by the summed predictions of every past network."
     def __init__(self, embedder,                       # an Embedder: .embed(texts) -> (n, dim) float32
                  render: Callable[[ExemplarSequence], str],  # the task's exemplar-block renderer
@@ -195,24 +233,20 @@ class ExpoEsSelector:
                  pool: int = 30,                        # candidates come from the best min(N, pool) records
                  n_random: int = 256,                   # random candidates besides the heuristic one
                  eta: float = 10.0,                     # eta_ES, the paper's value for LR/TSP
-                 hidden: int = 512,                     # hidden width of the exemplar network
-                 epochs: int = 50,                      # full-batch Adam steps (unspecified in the paper; our default)
+                 hidden: int = 512, epochs: int = 50,   # the exemplar network, as ExemplarTrainingSet
                  seed: int = 0,                         # seeds the candidate draws, the sampling and the init
                  max_networks: int | None = None,       # cap on stored networks (None: exact, keep all)
-                 lr: float = 1e-3,                      # Adam learning rate (our default)
+                 lr: float = 1e-3,                      # Adam learning rate, as ExemplarTrainingSet
                  cache_size: int = 4096):               # embeddings kept by text (least recently used dropped)
         if not callable(getattr(embedder, "embed", None)):
             raise ExpoError("embedder must have an embed(texts) method (an expo_nb Embedder)")
         if not callable(render):
             raise ExpoError("render must be a function ExemplarSequence -> str (the task's render_exemplars)")
         candidate_sequences([], size, pool, n_random)   # validates size, pool, n_random
-        if hidden < 1 or epochs < 1: raise ExpoError(f"hidden and epochs must be >= 1, got {hidden}, {epochs}")
         self.embedder, self.render, self.eta = embedder, render, check_number("eta", eta, positive=True)
-        self.size, self.pool, self.n_random = int(size), int(pool), int(n_random)
-        self.hidden, self.epochs, self.lr, self.seed = int(hidden), int(epochs), float(lr), int(seed)
-        self.cache_size, self._cache = int(cache_size), OrderedDict()
-        self.rng, self.networks = make_rng(seed), NetworkHistory(max_networks)
-        self.features, self.scores = [], []             # the training set T_t
+        super().__init__(hidden, epochs, lr, seed)
+        self.size, self.pool, self.n_random, self.cache_size = int(size), int(pool), int(n_random), int(cache_size)
+        self.rng, self.networks, self._cache = make_rng(seed), NetworkHistory(max_networks), OrderedDict()
         self.last_candidates, self.last_scores, self.last_probabilities = [], np.zeros(0), np.zeros(0)
 
     def embed(self, sequences: Sequence[ExemplarSequence]) -> np.ndarray:
@@ -240,13 +274,7 @@ class ExpoEsSelector:
         if not isinstance(sequence, ExemplarSequence):
             raise ExpoError(f"tell needs the ExemplarSequence that ask returned, got {type(sequence).__name__}")
         score = check_score(score)
-        self.features.append(self.embed([sequence])[0]); self.scores.append(score)
-        self.networks.append(self._fit(len(self.scores)))
-
-    def _fit(self, upto: int) -> dict[str, torch.Tensor]:
-        "The exemplar network trained on the first `upto` records (seeded: the same records give the same one)."
-        features, scores = np.stack(self.features[:upto]), np.array(self.scores[:upto])
-        return fit_es_network(features, scores, self.hidden, self.epochs, self.lr, self.seed)
+        self.networks.append(self.add(self.embed([sequence])[0], score))
 
     @property
     def parameter_bytes(self) -> int:
@@ -262,16 +290,13 @@ class ExpoEsSelector:
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state from `state_dict` (the next draw is then identical)."
-        if not isinstance(state, dict) or state.get("kind") != type(self).__name__:
-            raise ExpoError("not a saved ExpoEsSelector state")
-        self.rng.bit_generator.state = state["rng"]
-        self.scores = [float(s) for s in state["scores"]]
-        self.features = [np.asarray(f, dtype=np.float32) for f in state["features"]]
+        self.rng.bit_generator.state = check_saved_kind(self, state)["rng"]
+        self.load_records(state)
         self.networks = NetworkHistory(self.networks.max_networks, self.networks.block_floats)
         n, kept, saved = len(self.scores), int(state["n_networks"]), state.get("networks")
         for i in range(kept):   # oldest first, so a capped ring drops the same ones next
             if saved is not None: self.networks.append({k: torch.as_tensor(v[i]) for k, v in saved.items()})
-            else: self.networks.append(self._fit(n - kept + i + 1))   # network i saw the first n - kept + i + 1 records
+            else: self.networks.append(self.fit(n - kept + i + 1))   # network i saw the first n - kept + i + 1 records
 
     def summary(self) -> dict:
         "Records, stored networks, memory, and the last draw's entropy (nats) and heuristic-sequence probability."
@@ -291,7 +316,7 @@ def cyclic_rotations(sequence: Sequence[Exemplar]) -> list[ExemplarSequence]:
     return [ExemplarSequence(items[i:] + items[:i]) for i in range(len(items))]
 
 # %% ../nbs/13_expo_es.ipynb #4e1b7834
-class RotationEsSelector:
+class RotationEsSelector(ExemplarTrainingSet):
     "EXPO-ES for the bandit task: EXP3 over the K cyclic rotations of the arm order, incremental cumulative sum."
     def __init__(self, n_arms: int,                    # K, rows in the per-arm summary
                  eta: float = 10.0,                     # eta_ES (the paper's value for the bandit task)
@@ -299,14 +324,13 @@ class RotationEsSelector:
                  seed: int = 0,                         # seeds the sampling and the init
                  embedder=None,                         # Embedder of the rendered block; None: one-hot rotation offset
                  render: Callable[[ExemplarSequence], str] | None = None,  # the task's renderer (with embedder)
-                 epochs: int = 50, lr: float = 1e-3):   # training, as ExpoEsSelector
+                 epochs: int = 50, lr: float = 1e-3):   # training, as ExemplarTrainingSet
         self.n_arms, self.eta = check_int("n_arms", n_arms, low=2), check_number("eta", eta, positive=True)
         if (embedder is None) != (render is None):
             raise ExpoError("give both embedder and render (embed the rendered block) or neither (one-hot rotations)")
-        self.hidden, self.epochs, self.lr, self.seed = int(hidden), int(epochs), float(lr), int(seed)
-        self.embedder, self.render, self.rng = embedder, render, make_rng(seed)
+        super().__init__(hidden, epochs, lr, seed)
+        self.embedder, self.render, self.rng, self.last_pool = embedder, render, make_rng(seed), None
         self.cumulative_scores = np.zeros(self.n_arms)   # float64, one per rotation offset
-        self.features, self.scores, self.last_pool = [], [], None
 
     def _features(self, rotations: list[ExemplarSequence]) -> np.ndarray:
         if self.embedder is None: return np.eye(self.n_arms, dtype=np.float32)
@@ -331,12 +355,8 @@ class RotationEsSelector:
         if not isinstance(sequence, ExemplarSequence) or sequence not in rotations:
             raise ExpoError("tell needs the sequence returned by the last ask (a rotation of its summary rows)")
         score, features = check_score(score), self._features(rotations)
-        self.features.append(features[rotations.index(sequence)]); self.scores.append(score)
-        params = fit_es_network(np.stack(self.features), np.array(self.scores), self.hidden, self.epochs, self.lr,
-                                self.seed)
-        with torch.no_grad():   # the new network's predictions for all K rotations, added to their cumulative scores
-            hidden = torch.relu(torch.as_tensor(features) @ params["W1"].T + params["b1"])
-            self.cumulative_scores += (hidden @ params["w2"] + params["b2"]).double().numpy()
+        params = self.add(features[rotations.index(sequence)], score)
+        self.cumulative_scores += network_predictions(params, torch.as_tensor(features))   # all K rotations
 
     def state_dict(self, networks: bool = True) -> dict:  # networks: ignored (none are stored), as ExpoEsSelector
         "Rng state, cumulative scores and training set, as JSON types (save between iterations, after tell)."
@@ -346,20 +366,33 @@ class RotationEsSelector:
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state from `state_dict` (the next draw is then identical; the next call must be ask)."
-        if not isinstance(state, dict) or state.get("kind") != type(self).__name__:
-            raise ExpoError("not a saved RotationEsSelector state")
-        if len(state["cumulative_scores"]) != self.n_arms:
+        if len(check_saved_kind(self, state)["cumulative_scores"]) != self.n_arms:
             raise ExpoError(f"saved state has {len(state['cumulative_scores'])} rotations, this selector {self.n_arms}")
-        self.rng.bit_generator.state = state["rng"]
+        self.rng.bit_generator.state, self.last_pool = state["rng"], None
         self.cumulative_scores = np.asarray(state["cumulative_scores"], dtype=np.float64).copy()
-        self.features = [np.asarray(f, dtype=np.float32) for f in state["features"]]
-        self.scores, self.last_pool = [float(s) for s in state["scores"]], None
+        self.load_records(state)
 
     def summary(self) -> dict:
         "Records, the entropy (nats) of the rotation distribution and its most likely rotation offset."
         p = self.probabilities
         return {"records": len(self.scores), "rotations": self.n_arms, **draw_summary(p),
                 "top_rotation": int(np.argmax(p)), "top_probability": float(p.max())}
+
+# %% ../nbs/13_expo_es.ipynb #a24b878d
+def check_exemplar_embedding(embedding,                   # the exemplar block's embedding
+                             stored: Sequence[np.ndarray] = (),  # embeddings seen before: the same length is required
+                            ) -> np.ndarray:                   # float32 (d,)
+    "`embedding` as a float32 vector; ExpoError unless it is finite, 1-d, non-empty and as long as the stored ones."
+    e = np.asarray(embedding, dtype=np.float32)
+    length = len(stored[0]) if len(stored) else e.size
+    if e.ndim != 1 or e.size != length or not e.size or not np.isfinite(e).all():
+        raise ExpoError(f"exemplar_embedding must be a finite 1-d vector of length {length}, got shape {e.shape}")
+    return e
+
+def with_exemplar_context(domain: PromptDomain, embedding: np.ndarray) -> PromptDomain:
+    "`domain` with `embedding` appended to every instruction embedding, so its arm features are [g(D); g(I); e]."
+    instructions = np.concatenate([domain.instruction_embeddings, np.tile(embedding, (domain.shape[1], 1))], axis=1)
+    return PromptDomain(domain.descriptions, domain.instructions, domain.description_embeddings, instructions)
 
 # %% ../nbs/13_expo_es.ipynb #146cc91f
 class ExemplarInputExpoSelector(ExpoSelector):
@@ -370,28 +403,17 @@ class ExemplarInputExpoSelector(ExpoSelector):
         super().__init__(domain, eta, estimator, seed, start_with_original)
         if not callable(context):
             raise ExpoError(f"context must be a function () -> exemplar embedding (1-d floats), got {context!r}")
-        self.context = context
-        self.exemplar_embeddings: list[np.ndarray] = []   # one per told record, aligned with self.history
-        self.last_context: np.ndarray | None = None       # the embedding the last ask saw, for the matching tell
-        self._pending = False                             # a network trained but not yet added to the sums
-
-    def _check_embedding(self, exemplar_embedding) -> np.ndarray:
-        e = np.asarray(exemplar_embedding, dtype=np.float32)
-        length = len(self.exemplar_embeddings[0]) if self.exemplar_embeddings else e.size
-        if e.ndim != 1 or e.size != length or not e.size or not np.isfinite(e).all():
-            raise ExpoError(f"exemplar_embedding must be a finite 1-d vector of length {length}, got shape {e.shape}")
-        return e
+        self.context, self.last_context = context, None   # last_context: what the last ask saw, for its tell
+        self.exemplar_embeddings, self._pending = [], False   # one per told record; a network not yet in the sums
 
     def context_domain(self, exemplar_embedding) -> PromptDomain:
         "The domain with the exemplar embedding appended to every instruction embedding: features [g(D); g(I); e]."
-        e = self._check_embedding(exemplar_embedding)
-        k2 = self.domain.shape[1]
-        return PromptDomain(self.domain.descriptions, self.domain.instructions, self.domain.description_embeddings,
-                            np.concatenate([self.domain.instruction_embeddings, np.tile(e, (k2, 1))], axis=1))
+        e = check_exemplar_embedding(exemplar_embedding, self.exemplar_embeddings)
+        return with_exemplar_context(self.domain, e)
 
     def ask(self) -> int:
         "The arm for the next prompt, in the context of the exemplar block it will show (`context()`, read once)."
-        self.last_context = self._check_embedding(self.context())
+        self.last_context = check_exemplar_embedding(self.context(), self.exemplar_embeddings)
         if self._pending:
             self.last_predictions = self.estimator.predict_domain(self.context_domain(self.last_context))
             self.cumulative_scores += self.last_predictions; self._pending = False
@@ -404,10 +426,9 @@ class ExemplarInputExpoSelector(ExpoSelector):
         self.history.append((arm, score)); self.exemplar_embeddings.append(self.last_context)
         self._fit(); self._pending = True
 
-    def _fit(self) -> None:
+    def _fit(self) -> None:   # on [g(D); g(I); e] of every told record
         arms, scores = zip(*self.history)
-        features = np.concatenate([self.domain.features(arms), np.stack(self.exemplar_embeddings)], axis=1)
-        self.estimator.fit(features, np.array(scores))
+        self.estimator.fit(np.hstack([self.domain.features(arms), np.stack(self.exemplar_embeddings)]), list(scores))
 
     def state_dict(self) -> dict:
         "ExpoSelector's JSON state plus the exemplar embeddings and whether a network awaits its first ask."
