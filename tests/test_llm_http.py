@@ -1,9 +1,12 @@
 "Real openai client against FakeOpenAIServer: retries, faults, key hygiene, concurrency, cache (offline)."
-import logging, time
+import logging
+import time
+
 import pytest
-from expo_nb.core import ChatRequest
+
 from expo_nb.cache import ResponseCache
-from expo_nb.llm import OpenAIChat, CachedChat, LLMCallError
+from expo_nb.core import ChatRequest
+from expo_nb.llm import CachedChat, LLMCallError, OpenAIChat
 from expo_nb.testing import FakeOpenAIServer
 
 KEY = "sk-test-ZZQX-distinctive-4242"

@@ -1,5 +1,6 @@
 "Batched sampling and the prompt-state cache of LocalChat, on the small SmolLM2 model so that they stay fast."
 import pytest
+
 from expo_nb.core import ChatRequest, ExpoError, batch_requests
 from expo_nb.local import LocalChat, chat_prompt
 

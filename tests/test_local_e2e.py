@@ -1,6 +1,10 @@
 "Embedded offline LLM + embedder: fast unit checks, a CI end-to-end run on SmolLM2, a slow one on Qwen 1.5B."
-import hashlib, os, re
-import numpy as np, pytest
+import hashlib
+import re
+
+import numpy as np
+import pytest
+
 from expo_nb.core import ExpoError, batch_requests
 from expo_nb.local import LocalChat, assemble_weights, local_model_path
 from expo_nb.models import make_chat, make_embedder
@@ -48,7 +52,8 @@ def test_main_job_path_on_the_default_local_model(tmp_path, monkeypatch):
     """The README's main job in miniature, on the default Qwen model and MiniLM, offline: the model writes the
     rephrased domain, answers the task prompt parseably, and the run directory is complete."""
     import json
-    from expo_nb.runner import RunConfig, run, read_log
+
+    from expo_nb.runner import RunConfig, read_log, run
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     config = RunConfig(task="linreg", task_settings={"w": 2, "b": 30}, iterations=2, samples=2, k_descriptions=1,
                        k_instructions=1, llm="local:qwen1.5b", embedder="local:minilm", seed=0)
