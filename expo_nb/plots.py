@@ -4,15 +4,17 @@
 
 # %% ../nbs/31_plots.ipynb #4355a131
 from __future__ import annotations
+
 from pathlib import Path
 from typing import Iterable, Sequence
-import numpy as np
+
 import pandas as pd
+
 from .core import ExpoError
 from .runner import METRIC_LABELS, RunConfig, read_log
 
 # %% auto #0
-__all__ = ['METHOD_ORDER', 'load_runs', 'plot_metric', 'plot_selection', 'top_prompts', 'plot_panels']
+__all__ = ['METHOD_ORDER', 'load_runs', 'method_levels', 'plot_metric', 'plot_selection', 'top_prompts', 'plot_panels']
 
 # %% ../nbs/31_plots.ipynb #a3c01784
 def load_runs(dirs: Iterable[Path | str],
@@ -22,13 +24,15 @@ def load_runs(dirs: Iterable[Path | str],
     frames = []
     for run_dir in map(Path, dirs):
         try: config = RunConfig.from_json((run_dir / "config.json").read_text())
-        except OSError: raise ExpoError(f"cannot read {run_dir / 'config.json'}; is {run_dir} a run directory?") from None
-        records = read_log(run_dir / "log.jsonl", repair=False)
-        frame = pd.DataFrame.from_records(records)
-        frame.insert(0, "run", str(run_dir)); frame.insert(1, "task", config.task)
-        frame.insert(2, "method", config.method); frame.insert(3, "seed", config.seed); frame.insert(4, "eta", config.eta)
+        except OSError:
+            raise ExpoError(f"cannot read {run_dir / 'config.json'}; is {run_dir} a run directory?") from None
+        frame = pd.DataFrame.from_records(read_log(run_dir / "log.jsonl", repair=False))
+        tags = {"run": str(run_dir), "task": config.task, "method": config.method, "seed": config.seed,
+                "eta": config.eta}
+        for position, (name, value) in enumerate(tags.items()): frame.insert(position, name, value)
         for position, name in enumerate(dict.fromkeys(f for f in fields if f not in frame.columns), start=5):
-            if not hasattr(config, name): raise ExpoError(f"{name!r} is not a RunConfig field; see `expo show` for the fields")
+            if not hasattr(config, name):
+                raise ExpoError(f"{name!r} is not a RunConfig field; see `expo show` for the fields")
             value = getattr(config, name)
             frame.insert(position, name, value if isinstance(value, (int, float, str)) or value is None else str(value))
         frames.append(frame)
@@ -39,6 +43,11 @@ def load_runs(dirs: Iterable[Path | str],
 METHOD_ORDER = ("expo", "expo-es", "opro", "opro-enhanced", "neuralucb", "random",
                 "expo-d-only", "expo-i-only", "expo-exemplar-input")
 
+def method_levels(values: Iterable) -> list:
+    "The distinct values in METHOD_ORDER order, then any others sorted by name."
+    rank = lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), str(m))
+    return sorted(set(values), key=rank)
+
 def _palette(methods) -> dict:
     import seaborn as sns
     colours = sns.color_palette("tab10", len(METHOD_ORDER))
@@ -46,13 +55,16 @@ def _palette(methods) -> dict:
     extra = iter(sns.color_palette("dark", 10))
     return {m: known.get(m) or next(extra) for m in methods}
 
+# %% ../nbs/31_plots.ipynb #2bee576d
 def plot_metric(df: pd.DataFrame, metric: str = "metric", ax=None, title: str | None = None, hue: str = "method"):
     "Mean ± one standard error over seeds of `metric` per iteration, one line per `hue` value; returns the axes."
-    import matplotlib.pyplot as plt, seaborn as sns
-    if metric not in df.columns: raise ExpoError(f"column {metric!r} not in the runs table; have {list(df.columns)}")
-    if hue not in df.columns: raise ExpoError(f"column {hue!r} not in the runs table; have {list(df.columns)}")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    for column in (metric, hue):
+        if column not in df.columns:
+            raise ExpoError(f"column {column!r} not in the runs table; have {list(df.columns)}")
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
-    levels = sorted(df[hue].unique(), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), str(m)))
+    levels = method_levels(df[hue].unique())
     sns.lineplot(data=df, x="iteration", y=metric, hue=hue, hue_order=levels, errorbar="se", ax=ax,
                  palette=_palette(levels) if hue == "method" else None)
     tasks = df["task"].unique() if "task" in df.columns else []
@@ -63,7 +75,8 @@ def plot_metric(df: pd.DataFrame, metric: str = "metric", ax=None, title: str | 
 # %% ../nbs/31_plots.ipynb #4f003be8
 def plot_selection(run_dir: Path | str, axes=None):
     "Arm used per iteration, and exploration (entropy, distinct arms, prediction spread) of one run; two axes."
-    import matplotlib.pyplot as plt, seaborn as sns
+    import matplotlib.pyplot as plt
+    import seaborn as sns
     df = load_runs([run_dir])
     axes = axes if axes is not None else plt.subplots(1, 2, figsize=(9, 3.2))[1]
     hue = "instruction" if "instruction" in df.columns else None
@@ -81,13 +94,15 @@ def plot_selection(run_dir: Path | str, axes=None):
         axes[1].set_ylabel("")
     return axes
 
+# %% ../nbs/31_plots.ipynb #f03b1176
 def top_prompts(run_dir: Path | str, top: int = 5) -> pd.DataFrame:
     "The `top` most used arms of a run: arm, uses, mean score and the two texts."
     from expo_nb.core import PromptDomain
     run_dir = Path(run_dir)
     df = load_runs([run_dir])
     domain = PromptDomain.load(run_dir / "domain")
-    counts = df.groupby("arm").agg(uses=("iteration", "size"), mean_score=("score", "mean")).sort_values("uses", ascending=False).head(top)
+    counts = df.groupby("arm").agg(uses=("iteration", "size"), mean_score=("score", "mean"))
+    counts = counts.sort_values("uses", ascending=False).head(top)
     texts = [domain.texts(int(arm)) for arm in counts.index]
     counts["description"] = [d.text for d, _ in texts]; counts["instruction"] = [i.text for _, i in texts]
     return counts.reset_index()
