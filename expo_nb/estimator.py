@@ -14,8 +14,8 @@ import torch
 from .core import ExpoError, PromptDomain, check_choice, check_int, check_number
 
 # %% auto #0
-__all__ = ['LR_DEFAULT', 'EstimatorConfig', 'fit_mlp', 'label_statistics', 'factorized_predictions', 'span_basis',
-           'ScoreEstimator']
+__all__ = ['LR_DEFAULT', 'EstimatorConfig', 'fit_mlp', 'label_statistics', 'factorized_predictions', 'span_basis', 'domain_bases',
+           'fit_standardized', 'ScorePredictor', 'ScoreEstimator']
 
 # %% ../nbs/11_estimator.ipynb #42952e10
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
@@ -179,38 +179,36 @@ def _fold_input_scaling(layer: torch.nn.Linear, mean_x: torch.Tensor, scale_x: t
         layer.weight.div_(scale_x)
         layer.bias.sub_(layer.weight @ mean_x)
 
-# %% ../nbs/11_estimator.ipynb #acad250e
-class ScoreEstimator:
-    "EXPO's MLP score estimator: fit on (arm features, scores), predict any arm or the whole domain."
+# %% ../nbs/11_estimator.ipynb #06ae8cc1
+def domain_bases(domain: PromptDomain) -> tuple[torch.Tensor, torch.Tensor]:
+    "Orthonormal bases (Q_D, Q_I) of the spans of the domain's description and instruction embeddings."
+    return (torch.from_numpy(span_basis(domain.description_embeddings)),
+            torch.from_numpy(span_basis(domain.instruction_embeddings)))
+
+def fit_standardized(x: torch.Tensor,                # (n, d) training inputs (coordinates, with a basis)
+                     labels: np.ndarray,             # (n,) training labels, already scaled
+                     config: EstimatorConfig,        # the network config (standardize_inputs, seed, ...)
+                     width: int,                     # hidden width
+                     basis: torch.Tensor | None,     # the (D, d) basis of the coordinates, or None
+                    ) -> torch.nn.Sequential:
+    "`fit_mlp` from the config's seed, on per-feature standardised inputs if configured, folded back into layer 1."
+    mean_x, scale_x = _input_scaling(x, config.standardize_inputs)
+    network = fit_mlp(((x - mean_x) / scale_x).numpy(), labels, width, config,
+                      torch.Generator().manual_seed(int(config.seed)), input_basis=basis)
+    _fold_input_scaling(network[0], mean_x, scale_x)
+    return network
+
+# %% ../nbs/11_estimator.ipynb #9d9633ab
+class ScorePredictor:
+    "A trained score network with its label scaling and input projection: predicts any arm, or all arms of a domain."
     block_floats = 1 << 22   # bound on the broadcast (rows, k2, hidden) tensor in predict_domain
 
-    def __init__(self, config: EstimatorConfig | None = None):  # None -> EstimatorConfig()
-        self.config = config or EstimatorConfig()
+    def __init__(self):
         self.network: torch.nn.Sequential | None = None
         self.label_mean, self.label_scale = 0.0, 1.0
         self.projection: tuple[torch.Tensor, torch.Tensor] | None = None   # (description, instruction) bases in use
         self.constant = False   # all training scores equal: every prediction is that score (the network is not used)
-        self._feature_dim, self._basis_cache = 0, (None, None)
-
-    def fit(self, features: np.ndarray,                # (n, d) arm features [g(D); g(I)]
-            scores: np.ndarray,                        # (n,) observed scores
-            domain: PromptDomain | None = None,        # the arms' domain: with input_projection="domain", its span
-           ) -> "ScoreEstimator":
-        "Retrain from the seeded initialisation on all (features, scores) pairs."
-        x, _ = _check_training_data(features, scores)
-        self._labels = np.asarray(scores, dtype=np.float64)
-        statistics = label_statistics(self._labels, self.config.standardize_labels)
-        self.label_mean, self.label_scale, self.constant = statistics
-        self._feature_dim = x.shape[1]
-        self.projection = self._domain_bases(domain, x.shape[1]) if self.config.input_projection == "domain" else None
-        x = _project(x, self.projection)
-        mean_x, scale_x = _input_scaling(x, self.config.standardize_inputs)
-        labels = (self._labels - self.label_mean) / self.label_scale
-        basis = torch.block_diag(*self.projection) if self.projection is not None else None
-        self.network = fit_mlp(((x - mean_x) / scale_x).numpy(), labels, self.config.hidden_width(self._feature_dim),
-                               self.config, torch.Generator().manual_seed(int(self.config.seed)), input_basis=basis)
-        _fold_input_scaling(self.network[0], mean_x, scale_x)
-        return self
+        self._feature_dim, self._labels = 0, np.zeros(0)
 
     @property
     def feature_dim(self) -> int:
@@ -237,18 +235,37 @@ class ScoreEstimator:
         if self.projection is not None: parts = [part @ basis for part, basis in zip(parts, self.projection)]
         return factorized_predictions(net, *parts, self.block_floats) * self.label_scale + self.label_mean
 
+    def _fitted(self) -> torch.nn.Sequential:
+        if self.network is None: raise ExpoError("the estimator is not fitted yet: call fit(features, scores) first")
+        return self.network
+
+# %% ../nbs/11_estimator.ipynb #acad250e
+class ScoreEstimator(ScorePredictor):
+    "EXPO's MLP score estimator: fit on (arm features, scores), predict any arm or the whole domain."
+    def __init__(self, config: EstimatorConfig | None = None):  # None -> EstimatorConfig()
+        super().__init__()
+        self.config, self._basis_cache = config or EstimatorConfig(), (None, None)
+
+    def fit(self, features: np.ndarray,                # (n, d) arm features [g(D); g(I)]
+            scores: np.ndarray,                        # (n,) observed scores
+            domain: PromptDomain | None = None,        # the arms' domain: with input_projection="domain", its span
+           ) -> "ScoreEstimator":
+        "Retrain from the seeded initialisation on all (features, scores) pairs."
+        x, _ = _check_training_data(features, scores)
+        self._labels = np.asarray(scores, dtype=np.float64)
+        statistics = label_statistics(self._labels, self.config.standardize_labels)
+        self.label_mean, self.label_scale, self.constant = statistics
+        self._feature_dim = x.shape[1]
+        self.projection = self._domain_bases(domain, x.shape[1]) if self.config.input_projection == "domain" else None
+        basis = torch.block_diag(*self.projection) if self.projection is not None else None
+        labels, width = (self._labels - self.label_mean) / self.label_scale, self.config.hidden_width(x.shape[1])
+        self.network = fit_standardized(_project(x, self.projection), labels, self.config, width, basis)
+        return self
+
     def _domain_bases(self, domain: PromptDomain | None, feature_dim: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         if domain is None: return None   # no domain given (EXPO-ES inputs, NeuralUCB): raw features
         if domain.feature_dim != feature_dim:
             raise ExpoError(f"domain feature dim {domain.feature_dim} != the features' {feature_dim}; "
                             "use the same embedder")
-        cached_domain, bases = self._basis_cache
-        if cached_domain is not domain:   # one SVD per domain, reused every iteration
-            bases = (torch.from_numpy(span_basis(domain.description_embeddings)),
-                     torch.from_numpy(span_basis(domain.instruction_embeddings)))
-            self._basis_cache = (domain, bases)
-        return bases
-
-    def _fitted(self) -> torch.nn.Sequential:
-        if self.network is None: raise ExpoError("the estimator is not fitted yet: call fit(features, scores) first")
-        return self.network
+        if self._basis_cache[0] is not domain: self._basis_cache = (domain, domain_bases(domain))   # one SVD a domain
+        return self._basis_cache[1]
