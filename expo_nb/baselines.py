@@ -20,21 +20,35 @@ from expo_nb.exp3 import (
 )
 
 # %% auto #0
-__all__ = ['play_counts', 'FixedPromptSelector', 'UniformRandomSelector', 'ucb_bonus_squared', 'squared_gradient', 'initial_u',
-           'accumulate_u', 'NeuralUcbSelector']
+__all__ = ['play_counts', 'PlayRecorder', 'FixedPromptSelector', 'UniformRandomSelector', 'ucb_bonus_squared', 'squared_gradient',
+           'initial_u', 'accumulate_u', 'NeuralUcbSelector']
 
 # %% ../nbs/14_baselines.ipynb #a2c686a2
 def play_counts(domain: PromptDomain, history: list[tuple[int, float]]) -> np.ndarray:
     "How often each arm of `domain` was played in `history` (float64, one per arm): the baselines' summary value."
     return np.bincount([a for a, _ in history], minlength=domain.n_arms).astype(np.float64)
 
+class PlayRecorder:
+    "What the two selectors that learn nothing share: they record the told scores and count the plays of each arm."
+    def __init__(self, domain: PromptDomain):  # the arms
+        self.domain, self.history = check_domain(domain), []   # history: told (arm, score) pairs, in order
+
+    def tell(self, arm: int, score: float) -> None:
+        "Record the score (nothing is learned)."
+        self.history.append(check_feedback(self.domain, arm, score))
+
+    def summary(self, top: int = 5) -> dict:
+        "The most likely arms under `probabilities` (value = number of plays)."
+        return selection_summary(self.domain, self.probabilities, play_counts(self.domain, self.history),
+                                 len(self.history), top)
+
 # %% ../nbs/14_baselines.ipynb #185b3590
-class FixedPromptSelector:
+class FixedPromptSelector(PlayRecorder):
     "Always the same arm (default 0, the original prompt): the OPRO / Krishnamurthy baseline."
     def __init__(self, domain: PromptDomain,  # the arms
                  arm: int = 0):               # the arm to play every time
-        self.domain = check_domain(domain)
-        self.arm, self.history = domain.arm(arm).index, []   # history: told (arm, score) pairs, in order
+        super().__init__(domain)
+        self.arm = domain.arm(arm).index
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -45,10 +59,6 @@ class FixedPromptSelector:
         "The fixed arm."
         return self.arm
 
-    def tell(self, arm: int, score: float) -> None:
-        "Record the score (nothing is learned)."
-        self.history.append(check_feedback(self.domain, arm, score))
-
     def state_dict(self) -> dict:
         "The fixed arm and the history, as JSON types."
         return selector_state(self, "arm", "history")
@@ -58,18 +68,13 @@ class FixedPromptSelector:
         check_selector_state(self, state)
         self.arm, self.history = self.domain.arm(state["arm"]).index, [(int(a), float(s)) for a, s in state["history"]]
 
-    def summary(self, top: int = 5) -> dict:
-        "The fixed arm (value = number of plays)."
-        return selection_summary(self.domain, self.probabilities, play_counts(self.domain, self.history),
-                                 len(self.history), top)
-
 # %% ../nbs/14_baselines.ipynb #a2e9d9be
-class UniformRandomSelector:
+class UniformRandomSelector(PlayRecorder):
     "A uniformly random arm every iteration."
     def __init__(self, domain: PromptDomain,  # the arms
                  seed: int = 0):              # seeds the draws
-        self.domain, self.rng = check_domain(domain), make_rng(seed)
-        self.history: list[tuple[int, float]] = []
+        super().__init__(domain)
+        self.rng = make_rng(seed)
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -80,10 +85,6 @@ class UniformRandomSelector:
         "A uniformly random arm."
         return int(self.rng.integers(self.domain.n_arms))
 
-    def tell(self, arm: int, score: float) -> None:
-        "Record the score (nothing is learned)."
-        self.history.append(check_feedback(self.domain, arm, score))
-
     def state_dict(self) -> dict:
         "History and generator state, as JSON types."
         return selector_state(self, "history", "rng")
@@ -93,11 +94,6 @@ class UniformRandomSelector:
         check_selector_state(self, state)
         self.history = [(int(a), float(s)) for a, s in state["history"]]
         self.rng.bit_generator.state = state["rng"]
-
-    def summary(self, top: int = 5) -> dict:
-        "Entropy of the uniform distribution and the most played arms (value = number of plays)."
-        return selection_summary(self.domain, self.probabilities, play_counts(self.domain, self.history),
-                                 len(self.history), top)
 
 # %% ../nbs/14_baselines.ipynb #1cba4e9e
 def ucb_bonus_squared(network: torch.nn.Sequential,   # Linear(d, h) -> activation -> Linear(h, 1)
