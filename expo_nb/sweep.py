@@ -4,9 +4,11 @@
 
 # %% ../nbs/32_sweep.ipynb #37e7ba58
 from __future__ import annotations
+
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
+
 from .core import ExpoError
 from .runner import RunConfig, get_preset
 
@@ -20,7 +22,8 @@ def sweep_configs(preset: str, methods: Sequence[str], seeds: Sequence[int], out
                   ) -> list[tuple[RunConfig, Path]]:
     "One validated (config, run directory) pair per (method, [eta,] seed)."
     if not methods or not seeds: raise ExpoError("a sweep needs at least one method and one seed")
-    if etas is not None and not etas: raise ExpoError("the eta grid is empty; give at least one eta, e.g. 10,100,1000")
+    if etas is not None and not etas:
+        raise ExpoError("the eta grid is empty; give at least one eta, e.g. 10,100,1000")
     try: base = replace(get_preset(preset), **(overrides or {}))
     except TypeError as error: raise ExpoError(f"bad override: {error}") from None
     grid = [(None, Path())] if etas is None else [(float(eta), Path(f"eta-{float(eta):g}")) for eta in etas]
@@ -47,8 +50,10 @@ def sweep(preset: str, methods: Sequence[str], seeds: Sequence[int], out_root: P
         from joblib import Parallel, delayed
         Parallel(n_jobs=n_jobs)(delayed(job)(config, out_dir) for config, out_dir in jobs)
     elif backend == "ray":
-        try: import ray
-        except ImportError: raise ExpoError("the ray backend needs Ray: pip install expo_nb[ray]") from None
+        try:
+            import ray
+        except ImportError:
+            raise ExpoError("the ray backend needs Ray: pip install expo_nb[ray]") from None
         remote = ray.remote(job)
         ray.get([remote.remote(config, out_dir) for config, out_dir in jobs])
     else: raise ExpoError(f"unknown backend {backend!r}; use 'joblib' or 'ray'")
