@@ -5,6 +5,8 @@
 # %% ../nbs/14_baselines.ipynb #eac6a5d8
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -21,7 +23,7 @@ from expo_nb.exp3 import (
 
 # %% auto #0
 __all__ = ['play_counts', 'PlayRecorder', 'FixedPromptSelector', 'UniformRandomSelector', 'ucb_bonus_squared', 'squared_gradient',
-           'initial_u', 'accumulate_u', 'NeuralUcbSelector']
+           'initial_u', 'accumulate_u', 'DiagonalDesign', 'NeuralUcbSelector']
 
 # %% ../nbs/14_baselines.ipynb #a2c686a2
 def play_counts(domain: PromptDomain, history: list[tuple[int, float]]) -> np.ndarray:
@@ -143,20 +145,48 @@ def accumulate_u(u: dict[str, torch.Tensor], c2: list[float], a2: list[float], f
     u["W"] += c2[:, None] * x2[None, :]
     u["b1"] += c2; u["w2"] += torch.tensor(a2, dtype=torch.float64); u["b2"] += 1.0
 
+# %% ../nbs/14_baselines.ipynb #9992d098
+class DiagonalDesign:
+    "NeuralUCB's diagonal design matrix U: lambda plus the squared gradients of the played arms, each one logged."
+    def __init__(self, domain: PromptDomain,   # the arms
+                 lambda_: float = 1.0):         # initial value of the diagonal U
+        self.domain, self.lambda_ = check_domain(domain), check_number("lambda_", lambda_, positive=True)
+        self.u = None                           # built at the first gradient, sized by that network
+        self.gradient_log: list[tuple[list[float], list[float]]] = []   # (c^2, phi(z)^2) of each played arm
+
+    def log_gradient(self, network: torch.nn.Sequential, arm: int) -> None:
+        "Add the played arm's squared gradient under `network` to the log and to U."
+        features = self.domain.features([arm])[0]
+        self.gradient_log.append(squared_gradient(network, features))
+        self._accumulate(*self.gradient_log[-1], features)
+
+    def rebuild(self, arms: Sequence[int]) -> None:
+        "U from lambda and the logged gradients of the played `arms`, in the original order (after a restore)."
+        self.u = None
+        for (c2, a2), arm in zip(self.gradient_log, arms): self._accumulate(c2, a2, self.domain.features([arm])[0])
+
+    def sigma(self, network: torch.nn.Sequential, label_scale: float = 1.0) -> np.ndarray:
+        "The bonus sigma of every arm under `network`, in score units (label_scale: the label standard deviation)."
+        inverse_u = {k: 1 / v for k, v in self.u.items()}
+        return label_scale * np.sqrt(ucb_bonus_squared(network, self.domain, inverse_u))
+
+    def _accumulate(self, c2: list[float], a2: list[float], features: np.ndarray) -> None:
+        if self.u is None: self.u = initial_u(len(c2), len(features), self.lambda_)
+        accumulate_u(self.u, c2, a2, features)
+
 # %% ../nbs/14_baselines.ipynb #6763dc88
-class NeuralUcbSelector:
+class NeuralUcbSelector(DiagonalDesign):
     "NeuralUCB with a diagonal gradient covariance (INSTINCT-style), on EXPO's network and features."
     def __init__(self, domain: PromptDomain,                # the arms
                  estimator: EstimatorConfig | None = None,  # the network config (same as EXPO's); None -> default
                  nu: float = 1.0,                           # exploration weight on sigma
                  lambda_: float = 1.0,                      # initial value of the diagonal U
                  seed: int = 0):                            # breaks ties between equal UCBs
-        self.domain, self.rng = check_domain(domain), make_rng(seed)
-        self.nu, self.lambda_ = check_number("nu", nu, low=0), check_number("lambda_", lambda_, positive=True)
+        super().__init__(domain, lambda_)
+        self.nu, self.rng, self.history = check_number("nu", nu, low=0), make_rng(seed), []
         self.config = estimator or EstimatorConfig()
-        self.estimator, self.history = ScoreEstimator(self.config), []
-        self.gradient_log: list[tuple[list[float], list[float]]] = []   # (c^2, phi(z)^2) of each told arm
-        self.u, self.means, self.bonus = None, np.zeros(domain.n_arms), np.zeros(domain.n_arms)
+        self.estimator, self.means = ScoreEstimator(self.config), np.zeros(self.domain.n_arms)
+        self.bonus = np.zeros(self.domain.n_arms)
 
     @property
     def upper_confidence(self) -> np.ndarray:
@@ -179,15 +209,13 @@ class NeuralUcbSelector:
         arm, score = check_feedback(self.domain, arm, score)
         first = not self.history
         if not first:
-            if self.estimator.network is None: self._refit()        # after a restore
-            self._log_gradient(arm)
+            if self.estimator.network is None: self._refit()                # after a restore
+            self.log_gradient(self.estimator.network, arm)
         self.history.append((arm, score))
         self._refit()
-        if first: self._log_gradient(arm)                           # the first arm, with the first network
+        if first: self.log_gradient(self.estimator.network, arm)            # the first arm, with the first network
         self.means = self.estimator.predict_domain(self.domain)
-        inverse_u = {k: 1 / v for k, v in self._u().items()}
-        bonus_squared = ucb_bonus_squared(self.estimator.network, self.domain, inverse_u)
-        self.bonus = self.estimator.label_scale * np.sqrt(bonus_squared)
+        self.bonus = self.sigma(self.estimator.network, self.estimator.label_scale)
 
     def state_dict(self) -> dict:
         "History, gradient log, current means/bonuses and generator state, as JSON types."
@@ -200,11 +228,9 @@ class NeuralUcbSelector:
         self.history = [(int(a), float(s)) for a, s in state["history"]]
         self.gradient_log = [(list(c2), list(a2)) for c2, a2 in state["gradient_log"]]
         self.means, self.bonus = np.array(state["means"], dtype=np.float64), np.array(state["bonus"], dtype=np.float64)
-        self.rng.bit_generator.state = state["rng"]
-        self.u, self.estimator = None, ScoreEstimator(self.config)
+        self.rng.bit_generator.state, self.estimator = state["rng"], ScoreEstimator(self.config)
         skipped = len(self.history) - len(self.gradient_log)      # 1 in states saved before the first arm counted
-        for (c2, a2), (arm, _) in zip(self.gradient_log, self.history[skipped:]):
-            accumulate_u(self._u(), c2, a2, self.domain.features([arm])[0])
+        self.rebuild([arm for arm, _ in self.history[skipped:]])
 
     def summary(self, top: int = 5) -> dict:
         "The arms with the largest UCB (value = UCB)."
@@ -213,17 +239,6 @@ class NeuralUcbSelector:
                 for a in np.argsort(-ucb, kind="stable")[:top]]
         return selection_summary(self.domain, self.probabilities, ucb, len(self.history), top) | {"top_arms": rows}
 
-    def _log_gradient(self, arm: int) -> None:
-        "Add the played arm's squared gradient (current network) to the log and to U."
-        features = self.domain.features([arm])[0]
-        self.gradient_log.append(squared_gradient(self.estimator.network, features))
-        accumulate_u(self._u(), *self.gradient_log[-1], features)
-
     def _refit(self):
         arms, scores = zip(*self.history)
         self.estimator.fit(self.domain.features(arms), np.array(scores))
-
-    def _u(self) -> dict:
-        d = self.domain.feature_dim
-        if self.u is None: self.u = initial_u(self.config.hidden_width(d), d, self.lambda_)
-        return self.u
