@@ -4,16 +4,19 @@
 
 # %% ../nbs/24_calibration.ipynb #db9c4114
 from __future__ import annotations
+
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
 from .core import ExpoError, PromptDomain, make_rng
 from .estimator import EstimatorConfig
 from .exp3 import ExpoSelector
-from .tasks import DEFAULT_SCORE_SCALE, prompt_score, resolve_score_scale
+from .tasks import prompt_score, resolve_score_scale
 
 # %% auto #0
 __all__ = ['exploration_stats', 'tell_objective', 'logged_scale', 'load_logged_run', 'replay', 'mean_cosine',
@@ -22,14 +25,14 @@ __all__ = ['exploration_stats', 'tell_objective', 'logged_scale', 'load_logged_r
 # %% ../nbs/24_calibration.ipynb #d50b943e
 def exploration_stats(selector: ExpoSelector) -> dict:
     "Entropy (nats) and top-arm probability of the sampling distribution; eta x (max - median) of the last predictions."
-    if selector.last_predictions is None: raise ExpoError("the selector has not been told a score yet; call tell first")
+    if selector.last_predictions is None:
+        raise ExpoError("the selector has not been told a score yet; call tell first")
     p = selector.probabilities
     predictions = selector.last_predictions
     entropy = float(-(p * np.log(np.where(p > 0, p, 1.0))).sum())
     return {"entropy": max(0.0, entropy), "top_probability": float(p.max()),
             "spread_nats": float(selector.eta * (predictions.max() - np.median(predictions)))}
 
-# %% ../nbs/24_calibration.ipynb #405e3f74
 def tell_objective(selector: ExpoSelector,  # the selector to tell
                    arm: int,                # the arm that was played
                    objective: float,        # its objective (lower is better)
@@ -48,11 +51,11 @@ def logged_scale(objectives, scores, floor: float = -1.0) -> float:
     if not scales: raise ExpoError("no unclipped (objective, score) pair below score 1: b cannot be recovered")
     return float(np.median(scales))
 
-# %% ../nbs/24_calibration.ipynb #033fd6d3
 def load_logged_run(directory: Path | str) -> dict:
     "Domain, played arms, feedback objectives and recovered b of a run directory (log.jsonl, domain/)."
     directory = Path(directory)
-    if not (directory / "log.jsonl").exists(): raise ExpoError(f"{directory} has no log.jsonl; give a run directory")
+    if not (directory / "log.jsonl").exists():
+        raise ExpoError(f"{directory} has no log.jsonl; give a run directory")
     records = [json.loads(line) for line in (directory / "log.jsonl").read_text().splitlines() if line.strip()]
     records = [r for r in records if r.get("objective") is not None]
     objectives = [float(r["objective"]) for r in records]
