@@ -4,13 +4,16 @@
 
 # %% ../nbs/34_stats.ipynb #7efbbff3
 from __future__ import annotations
+
 import math
 import warnings
 from dataclasses import dataclass, field
 from statistics import NormalDist
+
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
+
 from .core import ExpoError, make_rng
 
 # %% auto #0
