@@ -6,8 +6,17 @@ import pandas as pd
 import pytest
 
 from expo_nb.core import ExpoError, make_rng
-from expo_nb.stats import (Claim, bootstrap_ci, compare, paired_differences, seed_values, seeds_needed, verdict,
-                           verdict_table, wilcoxon_p)
+from expo_nb.stats import (
+    Claim,
+    bootstrap_ci,
+    compare,
+    paired_differences,
+    seed_values,
+    seeds_needed,
+    verdict,
+    verdict_table,
+    wilcoxon_p,
+)
 
 
 def runs_table(effect: float, seeds=range(8), iterations: int = 6, noise: float = 0.2, seed: int = 0,
