@@ -28,8 +28,8 @@ from .exp3 import ExpoSelector, arm_probabilities, check_feedback, check_score, 
 # %% auto #0
 __all__ = ['fit_es_network', 'summed_predictions', 'network_predictions', 'each_network_predictions', 'grow_buffers',
            'oldest_first', 'NetworkHistory', 'candidate_sequences', 'draw_summary', 'cached_embeddings',
-           'check_saved_kind', 'ExemplarTrainingSet', 'ExpoEsSelector', 'cyclic_rotations', 'RotationEsSelector',
-           'check_exemplar_embedding', 'with_exemplar_context', 'ExemplarInputExpoSelector']
+           'check_saved_kind', 'ExemplarTrainingSet', 'ExemplarNetworks', 'ExpoEsSelector', 'cyclic_rotations',
+           'RotationEsSelector', 'check_exemplar_embedding', 'with_exemplar_context', 'ExemplarInputExpoSelector']
 
 # %% ../nbs/13_expo_es.ipynb #462b1bbf
 def fit_es_network(features: np.ndarray,  # (n, d) embeddings of the exemplar blocks shown
@@ -224,8 +224,53 @@ class ExemplarTrainingSet:
         self.features = [np.asarray(f, dtype=np.float32) for f in state["features"]]
         self.scores = [float(s) for s in state["scores"]]
 
+# %% ../nbs/13_expo_es.ipynb #af562e3f
+class ExemplarNetworks(ExemplarTrainingSet):
+    "T_t and every network retrained on it (one per record), whose summed prediction scores exemplar sequences."
+    def __init__(self, embedder,                       # an Embedder: .embed(texts) -> (n, dim) float32
+                 render: Callable[[ExemplarSequence], str],  # the task's exemplar-block renderer
+                 hidden: int = 512, epochs: int = 50, lr: float = 1e-3, seed: int = 0,  # as ExemplarTrainingSet
+                 max_networks: int | None = None,       # cap on stored networks (None: exact, keep all)
+                 cache_size: int = 4096):               # embeddings kept by text (least recently used dropped)
+        if not callable(getattr(embedder, "embed", None)):
+            raise ExpoError("embedder must have an embed(texts) method (an expo_nb Embedder)")
+        if not callable(render):
+            raise ExpoError("render must be a function ExemplarSequence -> str (the task's render_exemplars)")
+        super().__init__(hidden, epochs, lr, seed)
+        self.embedder, self.render, self.cache_size, self._cache = embedder, render, int(cache_size), OrderedDict()
+        self.networks = NetworkHistory(max_networks)
+
+    def embed(self, sequences: Sequence[ExemplarSequence]) -> np.ndarray:
+        "Embeddings of the rendered sequences; texts embedded before come from the cache, the rest in one call."
+        return cached_embeddings(self.embedder, [self.render(s) for s in sequences], self._cache, self.cache_size)
+
+    def predict_sum(self, sequences: Sequence[ExemplarSequence]) -> np.ndarray:
+        "The summed prediction of every stored network for each sequence (zeros before the first network)."
+        return self.networks.predict_sum(self.embed(sequences)) if len(self.networks) else np.zeros(len(sequences))
+
+    def learn(self, sequence: ExemplarSequence, score: float) -> None:
+        "Add (g(render(sequence)), score) to T_t, retrain the network on all records and store it."
+        score = check_score(score)
+        self.networks.append(self.add(self.embed([sequence])[0], score))
+
+    def networks_state(self, networks: bool = True) -> dict:  # networks=False: JSON only; load retrains them
+        "The records (lists) and how many networks are stored, with the networks themselves (numpy) if `networks`."
+        state = {"scores": list(self.scores), "features": [f.tolist() for f in self.features],
+                 "n_networks": len(self.networks)}
+        if networks: state["networks"] = {k: v.numpy().copy() for k, v in self.networks.stacked().items()}
+        return state
+
+    def load_networks_state(self, state: dict) -> None:
+        "Restore `networks_state`; networks not saved are retrained from the records (seeded, so identical)."
+        self.load_records(state)
+        self.networks = NetworkHistory(self.networks.max_networks, self.networks.block_floats)
+        n, kept, saved = len(self.scores), int(state["n_networks"]), state.get("networks")
+        for i in range(kept):   # oldest first, so a capped ring drops the same ones next
+            if saved is not None: self.networks.append({k: torch.as_tensor(v[i]) for k, v in saved.items()})
+            else: self.networks.append(self.fit(n - kept + i + 1))   # network i saw the first n - kept + i + 1 records
+
 # %% ../nbs/13_expo_es.ipynb #05b76f7f
-class ExpoEsSelector(ExemplarTrainingSet):
+class ExpoEsSelector(ExemplarNetworks):
     "EXPO-ES (Algorithm 2): sample the exemplar sequence by the summed predictions of every past network."
     def __init__(self, embedder,                       # an Embedder: .embed(texts) -> (n, dim) float32
                  render: Callable[[ExemplarSequence], str],  # the task's exemplar-block renderer
@@ -233,25 +278,16 @@ class ExpoEsSelector(ExemplarTrainingSet):
                  pool: int = 30,                        # candidates come from the best min(N, pool) records
                  n_random: int = 256,                   # random candidates besides the heuristic one
                  eta: float = 10.0,                     # eta_ES, the paper's value for LR/TSP
-                 hidden: int = 512, epochs: int = 50,   # the exemplar network, as ExemplarTrainingSet
+                 hidden: int = 512, epochs: int = 50,   # the exemplar network, as ExemplarNetworks
                  seed: int = 0,                         # seeds the candidate draws, the sampling and the init
                  max_networks: int | None = None,       # cap on stored networks (None: exact, keep all)
-                 lr: float = 1e-3,                      # Adam learning rate, as ExemplarTrainingSet
+                 lr: float = 1e-3,                      # Adam learning rate, as ExemplarNetworks
                  cache_size: int = 4096):               # embeddings kept by text (least recently used dropped)
-        if not callable(getattr(embedder, "embed", None)):
-            raise ExpoError("embedder must have an embed(texts) method (an expo_nb Embedder)")
-        if not callable(render):
-            raise ExpoError("render must be a function ExemplarSequence -> str (the task's render_exemplars)")
         candidate_sequences([], size, pool, n_random)   # validates size, pool, n_random
-        self.embedder, self.render, self.eta = embedder, render, check_number("eta", eta, positive=True)
-        super().__init__(hidden, epochs, lr, seed)
-        self.size, self.pool, self.n_random, self.cache_size = int(size), int(pool), int(n_random), int(cache_size)
-        self.rng, self.networks, self._cache = make_rng(seed), NetworkHistory(max_networks), OrderedDict()
+        self.eta = check_number("eta", eta, positive=True)
+        super().__init__(embedder, render, hidden, epochs, lr, seed, max_networks, cache_size)
+        self.size, self.pool, self.n_random, self.rng = int(size), int(pool), int(n_random), make_rng(seed)
         self.last_candidates, self.last_scores, self.last_probabilities = [], np.zeros(0), np.zeros(0)
-
-    def embed(self, sequences: Sequence[ExemplarSequence]) -> np.ndarray:
-        "Embeddings of the rendered sequences; texts embedded before come from the cache, the rest in one call."
-        return cached_embeddings(self.embedder, [self.render(s) for s in sequences], self._cache, self.cache_size)
 
     def ask(self, history: Sequence[Exemplar]) -> ExemplarSequence:
         "The exemplar sequence for the next meta-prompt."
@@ -263,7 +299,7 @@ class ExpoEsSelector(ExemplarTrainingSet):
             self.last_scores, self.last_probabilities = np.zeros(1), np.ones(1)
             return self.last_candidates[0]
         candidates = candidate_sequences(history, self.size, self.pool, self.n_random, self.rng)
-        scores = self.networks.predict_sum(self.embed(candidates)) if len(self.networks) else np.zeros(len(candidates))
+        scores = self.predict_sum(candidates)
         probabilities = arm_probabilities(scores, self.eta)
         pick = sample_arm(probabilities, self.rng)
         self.last_candidates, self.last_scores, self.last_probabilities = candidates, scores, probabilities
@@ -273,8 +309,7 @@ class ExpoEsSelector(ExemplarTrainingSet):
         "Record the score of the prompt that used `sequence`; retrain and store the exemplar network."
         if not isinstance(sequence, ExemplarSequence):
             raise ExpoError(f"tell needs the ExemplarSequence that ask returned, got {type(sequence).__name__}")
-        score = check_score(score)
-        self.networks.append(self.add(self.embed([sequence])[0], score))
+        self.learn(sequence, score)
 
     @property
     def parameter_bytes(self) -> int:
@@ -283,20 +318,12 @@ class ExpoEsSelector(ExemplarTrainingSet):
 
     def state_dict(self, networks: bool = True) -> dict:  # networks=False: JSON only; load retrains them
         "Everything needed to continue exactly: rng state, training set (lists) and the stored networks (numpy)."
-        state = {"kind": type(self).__name__, "rng": self.rng.bit_generator.state, "scores": list(self.scores),
-                 "features": [f.tolist() for f in self.features], "n_networks": len(self.networks)}
-        if networks: state["networks"] = {k: v.numpy().copy() for k, v in self.networks.stacked().items()}
-        return state
+        return {"kind": type(self).__name__, "rng": self.rng.bit_generator.state, **self.networks_state(networks)}
 
     def load_state_dict(self, state: dict) -> None:
         "Restore a state from `state_dict` (the next draw is then identical)."
         self.rng.bit_generator.state = check_saved_kind(self, state)["rng"]
-        self.load_records(state)
-        self.networks = NetworkHistory(self.networks.max_networks, self.networks.block_floats)
-        n, kept, saved = len(self.scores), int(state["n_networks"]), state.get("networks")
-        for i in range(kept):   # oldest first, so a capped ring drops the same ones next
-            if saved is not None: self.networks.append({k: torch.as_tensor(v[i]) for k, v in saved.items()})
-            else: self.networks.append(self.fit(n - kept + i + 1))   # network i saw the first n - kept + i + 1 records
+        self.load_networks_state(state)
 
     def summary(self) -> dict:
         "Records, stored networks, memory, and the last draw's entropy (nats) and heuristic-sequence probability."
