@@ -198,6 +198,7 @@ def check_saved_kind(selector, state) -> dict:
         raise ExpoError(f"not a saved {type(selector).__name__} state")
     return state
 
+# %% ../nbs/13_expo_es.ipynb #ca87ae0d
 class ExemplarTrainingSet:
     "EXPO-ES's training set T_t (embeddings of the blocks shown, their scores) and the network fitted on it."
     def __init__(self, hidden: int = 512,   # hidden width of the exemplar network (the paper: 512)
