@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import ExpoError, PromptDomain, make_rng
+from .core import ExpoError, PromptDomain, check_int, make_rng
 from .estimator import EstimatorConfig
 from .exp3 import ExpoSelector
 from .tasks import prompt_score, resolve_score_scale
@@ -126,7 +126,7 @@ def simulate(bandit: CalibrationBandit,   # the benchmark
              seed: int = 0,               # seeds the selector; the observation noise has its own stream
              ) -> pd.DataFrame:           # one row per iteration: tell_objective's columns and the regret
     "Run EXPO with the default estimator on a calibration bandit under a score scale."
-    if iterations < 1: raise ExpoError(f"iterations must be >= 1, got {iterations}")
+    check_int("iterations", iterations, low=1)
     scale = resolve_score_scale(score_scale, [1.0])
     selector = ExpoSelector(bandit.domain, eta, EstimatorConfig(), seed)
     noise_rng = make_rng(seed + 1_000_003)

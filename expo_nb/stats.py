@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from .core import ExpoError, make_rng
+from .core import ExpoError, check_number, make_rng
 
 # %% auto #0
 __all__ = ['AT', 'REQUIRED_COLUMNS', 'DIRECTIONS', 'VERDICTS', 'check_runs_table', 'seed_values', 'paired_differences',
@@ -119,10 +119,10 @@ def seeds_needed(mean_difference: float,   # observed mean paired difference
                  confidence: float = 0.95, # 1 - the two-sided level of the test
                 ) -> float:                # seeds (an integer) or inf when the mean is 0
     "Normal-approximation seeds for a paired test to detect `mean_difference`: ((z_{1-a/2} + z_power) sd / |mean|)^2."
-    if not (math.isfinite(sd) and sd >= 0): raise ExpoError(f"sd must be a finite number >= 0, got {sd}")
+    check_number("sd", sd, low=0)
     if not (0 < power < 1 and 0 < confidence < 1):
         raise ExpoError(f"power and confidence must be in (0, 1), got {power}, {confidence}")
-    if not math.isfinite(mean_difference): raise ExpoError(f"mean_difference must be finite, got {mean_difference}")
+    check_number("mean_difference", mean_difference)
     if mean_difference == 0: return math.inf
     z = NormalDist().inv_cdf
     return max(2, math.ceil(((z(1 - (1 - confidence) / 2) + z(power)) * sd / abs(mean_difference)) ** 2))
