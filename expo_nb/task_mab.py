@@ -29,7 +29,7 @@ from .tasks import Parsed, StepOutcome, Task, ask_batch, coerce_prompt_part, com
 __all__ = ['INSTANCES', 'COLOUR_WORDS', 'INVALID_SCORES', 'BANDIT_QUESTION', 'example_answer', 'bandit_description',
            'bandit_instruction', 'answer_content', 'normalized', 'read_probabilities', 'parse_distribution',
            'button_estimates', 'expected_step_regret', 'draw_press', 'BanditGame', 'game_state', 'restore_game',
-           'render_summary', 'BanditPrompts', 'BanditTask']
+           'render_summary', 'BanditRules', 'BanditPrompts', 'BanditTask']
 
 # %% ../nbs/23_task_mab.ipynb #7c3f8deb
 INSTANCES = {"hard": (("blue", "green", "red", "yellow", "purple"), (0.6, 0.4, 0.4, 0.4, 0.4)),
@@ -194,9 +194,9 @@ def render_summary(rows: Sequence[Exemplar],   # per button: Exemplar(colour, av
     return header + "\n" + "\n".join(lines)
 
 # %% ../nbs/23_task_mab.ipynb #789666c8
-class BanditPrompts(BanditGame, Task):
-    "The bandit game as a `Task`: its texts, parser, prompt score, summary rows and the two-message meta-prompt."
-    name, metric_name, answer_question = "bandit", "cumulative regret", BANDIT_QUESTION
+class BanditRules(BanditGame, Task):
+    "The bandit game as a `Task`: its settings and texts, how an answer is read and scored, the summary rows."
+    name, metric_name = "bandit", "cumulative regret"
     def __init__(self, instance: str = "hard", seed: int = 0, agent_seed: int | None = None,   # see BanditGame
                  reasoning: bool = False,                 # step-by-step design (BSSCD) instead of BSSND
                  horizon: int = 100,                      # time steps stated in the prompt; step() stops after them
@@ -217,6 +217,11 @@ class BanditPrompts(BanditGame, Task):
         return [Exemplar(c, float(m), float(n)) for c, m, n in zip(self.colours, self.estimates(), self.counts)]
     def default_exemplars(self) -> ExemplarSequence: return ExemplarSequence(tuple(self.es_pool()))
     def render_exemplars(self, exemplars: ExemplarSequence) -> str: return render_summary(exemplars, self.t)
+
+# %% ../nbs/23_task_mab.ipynb #b4ef6919
+class BanditPrompts(BanditRules):
+    "The two-message meta-prompt of the bandit task: D and I, then the summary and the answer question."
+    answer_question = BANDIT_QUESTION
 
     def meta_prompt(self, description, instruction, exemplars: ExemplarSequence | None = None) -> MetaPrompt:
         "D and I (system part) and the summary followed by the fixed answer question (user part)."
