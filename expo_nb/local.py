@@ -291,9 +291,10 @@ class PromptEngine(SeqContext):
         "Make sequence 0 hold `prompt`, evaluating only what is neither live nor cached; returns the tokens reused."
         if not reuse: self.lc.llama_memory_clear(self.mem, True); self.live = []
         keep, key, save_live = plan_prefix(self.live, prompt, self.cache, reuse)
+        state = self.cache.get(key) if key is not None else None     # taken before a put can evict it
         if save_live: self.cache.put(self.live, save_sequence(self, 0))
-        if key is not None:
-            self.live = []; restore_sequence(self, self.cache.get(key), 0); self.stats["prefix_cache_hits"] += 1
+        if state is not None:
+            self.live = []; restore_sequence(self, state, 0); self.stats["prefix_cache_hits"] += 1
         self.lc.llama_memory_seq_rm(self.mem, 0, keep, -1); self.live = prompt[:keep]
         self.evaluate(prompt[keep:], keep, 0); self.live = list(prompt)
         self.stats["prompt_tokens_evaluated"] += len(prompt) - keep; self.stats["prompt_tokens_reused"] += keep

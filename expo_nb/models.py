@@ -5,6 +5,7 @@
 # %% ../nbs/06_models.ipynb #84f83fc2
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from pathlib import Path
@@ -14,7 +15,7 @@ from .embed import CachedEmbedder, HashingEmbedder, SentenceTransformerEmbedder
 from .local import LOCAL_MODELS, LocalChat
 
 # %% auto #0
-__all__ = ['CHAT_SPECS', 'EMBEDDER_SPECS', 'MAX_HASHING_DIMENSION', 'make_chat', 'make_embedder']
+__all__ = ['CHAT_SPECS', 'EMBEDDER_SPECS', 'MAX_HASHING_DIMENSION', 'make_chat', 'make_embedder', 'check_credentials']
 
 # %% ../nbs/06_models.ipynb #871c570e
 CHAT_SPECS = ("local:qwen1.5b", "local:smollm135m", "openai:<model>", "http(s)://host:port/v1#<model>", "scripted")
@@ -85,3 +86,10 @@ def make_embedder(spec: str,  # see EMBEDDER_SPECS
         from expo_nb.cache import ResponseCache
         cache = ResponseCache(cache_path)
     return CachedEmbedder(inner, cache)
+
+# %% ../nbs/06_models.ipynb #bd2f7b02
+def check_credentials(spec: str) -> None:
+    "ExpoError when an OpenAI spec is used without OPENAI_API_KEY in the environment (the key itself is not read)."
+    if str(spec).startswith("openai:") and not os.environ.get("OPENAI_API_KEY"):
+        raise ExpoError(f"{spec!r} needs the OPENAI_API_KEY environment variable; export it, or use the offline "
+                        "default (local:qwen1.5b / local:minilm)")

@@ -11,13 +11,14 @@ import numpy as np
 from .core import ExpoError, PromptDomain, atomic_write_bytes
 from .methods import METHODS, SelectorInputs, restrict_arms
 from .config import METRIC_LABELS, RunConfig, request_tag, run_seeds, build_task
+from .models import check_credentials
 from .rundir import (append_record, read_log, save_checkpoint, resume, run_lock, stored_config,
                             finished_summary, remove_failed_start, _jsonable)
 
 # %% auto #0
 __all__ = ['OUTCOME_FIELDS', 'Proposal', 'MethodDriver', 'prediction_spread_nats', 'selection_record', 'selector_inputs',
            'make_driver', 'iteration_record', 'prompt_token_counts', 'run_iteration', 'run_loop', 'finish_run',
-           'check_credentials', 'saved_domain', 'build_run_domain', 'run']
+           'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run']
 
 # %% ../nbs/30_runner.ipynb #17b02973
 # Names that lived here before the configuration and the run directory got notebooks of their own (25_config,
@@ -198,13 +199,6 @@ def finish_run(out_dir: Path, config: RunConfig, records: list[dict], driver, do
     atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=1, default=_jsonable).encode())
     return summary
 
-# %% ../nbs/30_runner.ipynb #bdeee267
-def check_credentials(spec: str) -> None:
-    "ExpoError when an OpenAI spec is used without OPENAI_API_KEY in the environment (the key itself is not read)."
-    if str(spec).startswith("openai:") and not os.environ.get("OPENAI_API_KEY"):
-        raise ExpoError(f"{spec!r} needs the OPENAI_API_KEY environment variable; export it, or use the offline "
-                        "default (local:qwen1.5b / local:minilm)")
-
 # %% ../nbs/30_runner.ipynb #815898e5
 def saved_domain(path: str, embedder):
     "The domain saved at `path` (a domain.json beside its embeddings.npz), embedded by `embedder`; else None."
@@ -249,20 +243,24 @@ def build_run_domain(config: RunConfig, task, chat, embedder, progress: bool = T
     return restrict_arms(method, domain)
 
 # %% ../nbs/30_runner.ipynb #ece21718
+def load_or_build_domain(config: RunConfig, domain_dir: Path, task, models, progress: bool = True) -> PromptDomain:
+    "The domain saved in `domain_dir`; else built with `models()` -> (rephraser, embedder), called only then, and saved."
+    if (domain_dir / "domain.json").exists(): return PromptDomain.load(domain_dir)
+    rephraser, embedder = models()
+    domain = build_run_domain(config, task, rephraser, embedder, progress)
+    domain.save(domain_dir)
+    return domain
+
 def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool, threads: int | None) -> None:
     "Build models, task and domain; commit config.json once they exist; then run the loop."
-    from expo_nb.local import make_chat, make_embedder
+    from expo_nb.models import make_chat, make_embedder
     cache = config.cache or out_dir / "cache.sqlite"
     chat = chat if chat is not None else make_chat(config.llm, cache, threads)
     embedder = embedder if embedder is not None else make_embedder(config.embedder, cache)
     task = build_task(config)
-    if (out_dir / "domain" / "domain.json").exists():
-        domain = PromptDomain.load(out_dir / "domain")
-    else:
-        different = config.rephraser and config.rephraser != config.llm
-        rephraser = make_chat(config.rephraser, cache, threads) if different else chat
-        domain = build_run_domain(config, task, rephraser, embedder, progress)
-        domain.save(out_dir / "domain")
+    different = config.rephraser and config.rephraser != config.llm
+    models = lambda: (make_chat(config.rephraser, cache, threads) if different else chat, embedder)
+    domain = load_or_build_domain(config, out_dir / "domain", task, models, progress)
     if not (out_dir / "config.json").exists(): atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
     run_loop(config, out_dir, task, domain, chat, make_driver(config, domain, task, embedder), progress)
 

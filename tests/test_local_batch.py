@@ -77,3 +77,12 @@ def test_rounds_split_a_group_that_does_not_fit_and_keep_request_order():
     replies = small.complete(requests)
     assert texts(replies) == texts(smol().complete(requests))        # same answers as one round of 5
     assert replies[1].text == replies[4].text and replies[5].text != replies[1].text
+
+def test_a_full_prefix_cache_never_evicts_the_state_it_is_about_to_restore():
+    # with room for one state: ASK is saved when OTHER arrives; LONGER then restores ASK's state while OTHER's is
+    # saved, which evicts ASK. The state must be taken before the save (a reproduction run died of this: KeyError).
+    cached, fresh = smol(prefix_cache=1), smol(reuse_prefix=False)
+    for messages, tag in [(ASK, "1"), (OTHER, "2"), (LONGER, "3")]:
+        requests = batch_requests(messages, [1.0, 0.0], max_tokens=8, tag=tag)
+        assert texts(cached.complete(requests)) == texts(fresh.complete(requests)), tag
+    assert cached.stats["prefix_cache_hits"] == 1

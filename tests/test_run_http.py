@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 from expo_nb.cli import app
 from pathlib import Path
 from expo_nb.runner import RunConfig, run
-from expo_nb.local import make_chat, make_embedder
+from expo_nb.models import make_chat, make_embedder
 from expo_nb.testing import FakeOpenAIServer
 
 SECRET = "sk-e2e-QVXJ-never-write-me-7731"
