@@ -26,7 +26,8 @@ from expo_nb.core import (
 
 # %% auto #0
 __all__ = ['REPHRASE_TEMPLATES', 'REPHRASE_STYLES', 'REPHRASE_TEMPLATE', 'rephrase_request', 'clean_rephrasing', 'add_unique',
-           'generate_rephrasings', 'domain_from_texts', 'build_domain', 'load_variants']
+           'round_requests', 'rephrasing_shortfall', 'generate_rephrasings', 'domain_from_texts', 'build_domain',
+           'load_variants']
 
 # %% ../nbs/10_domain.ipynb #752b6d90
 _REPHRASE_HEAD = "Below, between triple quotes, is one part of a prompt written for an AI assistant.\n"
@@ -99,6 +100,29 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, disable=not enabled, leave=True, unit="rephrasing")
 
+# %% ../nbs/10_domain.ipynb #e3b5b71f
+def round_requests(messages: tuple,     # the rephrasing request (rephrase_request)
+                   missing: int,        # rephrasings still missing: one request each
+                   first_index: int,    # requests sent so far: the first sample_index of this round
+                   batch: int,          # requests per chat.complete call
+                   **options,           # temperature, max_tokens, tag of every request
+                  ) -> list[list[ChatRequest]]:  # the round's batches, in order
+    "The `missing` requests of one round in batches of `batch`, with sample indices first_index, first_index + 1, ..."
+    indices = range(first_index, first_index + missing)
+    return [[ChatRequest(messages=messages, sample_index=i, **options) for i in indices[start:start + batch]]
+            for start in range(0, missing, batch)]
+
+# %% ../nbs/10_domain.ipynb #eaff4d01
+def rephrasing_shortfall(found: list[str],   # the original and the rephrasings found
+                         k: int, max_rounds: int, requests: int,  # wanted, rounds run, requests sent
+                         on_shortfall: str,  # "raise": ExpoError; "warn": a warning, and `found` is returned
+                        ) -> list[str]:
+    "The end of a generation that found fewer than k unique rephrasings: raise, or warn and return what was found."
+    message = f"only {len(found) - 1} unique rephrasings of {k} after {max_rounds} rounds ({requests} requests)"
+    if on_shortfall == "raise":
+        raise ExpoError(f"{message}; raise max_rounds or temperature, or pass on_shortfall='warn'")
+    warnings.warn(message + "; returning fewer"); return found
+
 # %% ../nbs/10_domain.ipynb #8d4326f9
 def generate_rephrasings(chat: ChatModel, text: str, k: int,  # k rephrasings wanted (besides the original)
                          temperature: float = 1.3,              # the paper's rephrasing temperature
@@ -114,22 +138,16 @@ def generate_rephrasings(chat: ChatModel, text: str, k: int,  # k rephrasings wa
     check_int("k", k, low=0); check_choice("on_shortfall", on_shortfall, ("raise", "warn"))
     if batch < 1 or max_rounds < 1: raise ExpoError(f"batch and max_rounds must be >= 1, got {batch}, {max_rounds}")
     messages = tuple(rephrase_request(text, style))
-    max_tokens = max_tokens or min(2048, 64 + 3 * len(text.split()))
+    options = dict(temperature=temperature, max_tokens=max_tokens or min(2048, 64 + 3 * len(text.split())), tag=tag)
     found, seen, counter = [text.strip()], {_normalized(text)}, 0
     with _progress(k, f"rephrasings {tag}".strip(), progress) as bar:
         for _ in range(max_rounds):
-            missing = k + 1 - len(found)
-            for start in range(0, missing, batch):
-                requests = [ChatRequest(messages=messages, temperature=temperature, max_tokens=max_tokens,
-                                        sample_index=counter + j, tag=tag) for j in range(min(batch, missing - start))]
+            for requests in round_requests(messages, k + 1 - len(found), counter, batch, **options):
                 counter += len(requests)
                 added = add_unique(found, seen, [completion.text for completion in chat.complete(requests)], k)
                 bar.set_postfix(requests=counter, refresh=False); bar.update(added)
             if len(found) == k + 1: return found
-    message = f"only {len(found) - 1} unique rephrasings of {k} after {max_rounds} rounds ({counter} requests)"
-    if on_shortfall == "raise":
-        raise ExpoError(f"{message}; raise max_rounds or temperature, or pass on_shortfall='warn'")
-    warnings.warn(message + "; returning fewer"); return found
+    return rephrasing_shortfall(found, k, max_rounds, counter, on_shortfall)
 
 # %% ../nbs/10_domain.ipynb #bc938d46
 def _provenance(method: str, embedder: Embedder, **extra) -> dict:
