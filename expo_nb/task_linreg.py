@@ -115,29 +115,21 @@ def render_pairs(exemplars: Sequence[Exemplar]) -> str:
 class LinearRegressionTask(Task):
     "OPRO linear regression: propose integer (w, b) pairs that minimise the MSE on 50 points of a hidden line."
     name, metric_name, format_suffix = "linreg", "best MSE", LINREG_FORMAT
-    description0 = TaskDescription(LINREG_DESCRIPTION)
-    instruction0 = MetaInstruction(LINREG_INSTRUCTION)
+    description0, instruction0 = TaskDescription(LINREG_DESCRIPTION), MetaInstruction(LINREG_INSTRUCTION)
     enhanced_description = TaskDescription(f"{LINREG_DESCRIPTION} {LINREG_ENHANCED_SENTENCE}")
     enhanced_instruction = MetaInstruction(f"{LINREG_ENHANCED_SENTENCE} {LINREG_INSTRUCTION}")
 
-    def __init__(self, w: float = 2, b: float = 30,       # ground truth (paper: (2, 30) and (36, -1))
-                 n_points: int = 50,                       # number of data points
-                 data_seed: int = 0,                       # seed of the inputs x (and of the noise)
-                 noise: float = 0.0,                       # standard deviation of Gaussian noise on y
-                 init_seed: int = 0,                       # seed of the warm-start pairs
-                 n_warm_start: int = 5,                    # distinct warm-start pairs
-                 warm_start_range: tuple[int, int] = (10, 20),  # inclusive integer range of warm-start w and b
-                 max_abs: float = 1e6,                     # parser bound on |w|, |b|
-                 samples: Sequence[float] = DEFAULT_SAMPLES, top_k: int = 20, max_tokens: int = 256,
-                 score_scale: float | str = DEFAULT_SCORE_SCALE, score_floor: float | None = -1.0,
-                 fallback: str = "penalty", reask: int = 1):       # score settings: see Task (20_tasks)
+    def __init__(self, w: float = 2, b: float = 30, n_points: int = 50, data_seed: int = 0, noise: float = 0.0,
+                 init_seed: int = 0, n_warm_start: int = 5, warm_start_range: tuple[int, int] = (10, 20),
+                 max_abs: float = 1e6, samples: Sequence[float] = DEFAULT_SAMPLES, top_k: int = 20,
+                 max_tokens: int = 256, score_scale: float | str = DEFAULT_SCORE_SCALE,
+                 score_floor: float | None = -1.0, fallback: str = "penalty", reask: int = 1):
         super().__init__(samples, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
                          fallback=fallback, reask=reask)
         self.w, self.b = check_number("w", w), check_number("b", b)
         self.n_points, self.noise = check_int("n_points", int(n_points), low=1), check_number("noise", noise, low=0)
-        self.warm_start_range = warm_start_bounds(warm_start_range, n_warm_start)
+        self.warm_start_range, self.max_abs = warm_start_bounds(warm_start_range, n_warm_start), max_abs
         self.data_seed, self.init_seed, self.n_warm_start = data_seed, init_seed, int(n_warm_start)
-        self.max_abs = max_abs
         self.x, self.y = line_points(self.w, self.b, self.n_points, data_seed, self.noise)
         self.start()
 
