@@ -4,18 +4,22 @@
 
 # %% ../nbs/33_cli.ipynb #e9835198
 from __future__ import annotations
+
 import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
+
 import typer
-from .core import ExpoError
+
 from .config import PRESETS, RunConfig, get_preset
+from .core import ExpoError
 from .methods import METHODS
 
 # %% auto #0
 __all__ = ['app', 'LLM', 'EMBEDDER', 'METHOD', 'DOMAIN', 'CACHE', 'SCORE_SCALE', 'REPHRASER', 'REPHRASE_STYLE', 'THREADS',
-           'RECORD_HEADER', 'fail', 'presets', 'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain', 'show', 'main']
+           'INPUT_PROJECTION', 'ENV_SEED', 'TEMPERATURES', 'PROMPT_FROM', 'PROGRESS', 'SHARED_CACHE', 'RECORD_HEADER',
+           'fail', 'presets', 'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain', 'show', 'main']
 
 # %% ../nbs/33_cli.ipynb #3567cc25
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="EXPO meta-prompt optimization experiments.")
@@ -45,6 +49,13 @@ SCORE_SCALE = typer.Option(None, help="b of the prompt score: a number or warm-m
 REPHRASER = typer.Option(None, help="chat model that writes the domain (default: --llm)")
 REPHRASE_STYLE = typer.Option(None, help="rephrasing request: paper or conservative")
 THREADS = typer.Option(None, help="CPU threads of the local model (default: every core)")
+INPUT_PROJECTION = typer.Option(None, help="score network inputs: 'domain' or 'none'")
+ENV_SEED = typer.Option(None, help="bandit environment seed (default: from --seed)")
+TEMPERATURES = typer.Option(None, help="per-sample temperatures, e.g. 1,1,1,1,1,1,1,1")
+PROMPT_FROM = typer.Option(None, help="finished EXPO run: rerun OPRO with its final prompt")
+PROGRESS = typer.Option(True, help="show progress bars")
+SHARED_CACHE = typer.Option(False, help="one response cache for all runs: methods with the same seed then share "
+                                        "replies (common random numbers)")
 
 # %% ../nbs/33_cli.ipynb #4be78aa5
 def _config(preset: str, **overrides) -> RunConfig:
@@ -128,26 +139,46 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
         llm: Optional[str] = LLM, embedder: Optional[str] = EMBEDDER, method: Optional[str] = METHOD,
         seed: Optional[int] = None, iterations: Optional[int] = None, samples: Optional[int] = None,
         eta: Optional[float] = None, domain: Optional[str] = DOMAIN, cache: Optional[str] = CACHE,
-        input_projection: Optional[str] = typer.Option(None, help="score network inputs: 'domain' or 'none'"),
-        score_scale: Optional[str] = SCORE_SCALE, rephraser: Optional[str] = REPHRASER,
-        rephrase_style: Optional[str] = REPHRASE_STYLE, threads: Optional[int] = THREADS,
-        env_seed: Optional[int] = typer.Option(None, help="bandit environment seed (default: from --seed)"),
-        temperatures: Optional[str] = typer.Option(None, help="per-sample temperatures, e.g. 1,1,1,1,1,1,1,1"),
-        prompt_from: Optional[Path] = typer.Option(None, help="finished EXPO run: rerun OPRO with its final prompt"),
-        progress: bool = typer.Option(True, help="show progress bars")) -> None:
+        input_projection: Optional[str] = INPUT_PROJECTION, score_scale: Optional[str] = SCORE_SCALE,
+        rephraser: Optional[str] = REPHRASER, rephrase_style: Optional[str] = REPHRASE_STYLE,
+        threads: Optional[int] = THREADS, env_seed: Optional[int] = ENV_SEED,
+        temperatures: Optional[str] = TEMPERATURES,
+        prompt_from: Optional[Path] = PROMPT_FROM, progress: bool = PROGRESS) -> None:
     "Run PRESET (with overrides) in a run directory; rerun to resume."
     from expo_nb.runner import run as run_config
     fixed = _fixed_prompt(prompt_from, method)
     temperature_list = _numbers(temperatures, "--temperatures")
     samples = samples if samples is not None or not temperature_list else len(temperature_list)
     config = _config(preset, llm=llm, embedder=embedder, method="opro" if fixed else method, seed=seed,
-                     iterations=iterations, samples=samples, eta=eta, domain=domain, cache=cache, input_projection=input_projection,
-                     score_scale=_score_scale(score_scale), rephraser=rephraser, rephrase_style=rephrase_style,
-                     env_seed=env_seed, temperatures=temperature_list, fixed_prompt=fixed)
+                     iterations=iterations, samples=samples, eta=eta, domain=domain, cache=cache,
+                     input_projection=input_projection, score_scale=_score_scale(score_scale), rephraser=rephraser,
+                     rephrase_style=rephrase_style, env_seed=env_seed, temperatures=temperature_list,
+                     fixed_prompt=fixed)
     out = _out_dir(out, Path("runs") / preset)
     _print_summary(_guarded(lambda: run_config(config, out, progress=progress, threads=threads), out), out)
 
-# %% ../nbs/33_cli.ipynb #27d07bdb
+# %% ../nbs/33_cli.ipynb #68f7759c
+def _seeds(text: str) -> list[int]:
+    "--seeds as integers, or a one-line error."
+    try: return [int(s) for s in _split(text)]
+    except ValueError: fail(f"--seeds must be comma-separated integers, got {text!r}")
+
+def _sweep_and_plot(preset: str, methods: list[str], seeds: list[int], out: Path, etas, overrides: dict,
+                    backend: str, jobs: int) -> list[Path]:
+    "Run every method x seed (x eta) of `preset` into `out` and draw `out/metric.png`; the run directories."
+    from expo_nb.plots import load_runs, plot_metric
+    from expo_nb.sweep import sweep as run_sweep
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        dirs = run_sweep(preset, methods, seeds, out, backend=backend, n_jobs=jobs, etas=etas,
+                         overrides={k: v for k, v in overrides.items() if v is not None})
+        hue = "eta" if etas and len(etas) > 1 else "method"
+        ax = plot_metric(load_runs(dirs, fields=("eta",)), title=preset, hue=hue)
+        ax.figure.savefig(out / "metric.png", dpi=120, bbox_inches="tight")
+    except ExpoError as error: fail(str(error))
+    return dirs
+
+# %% ../nbs/33_cli.ipynb #1de80965
 @app.command()
 def sweep(preset: str, methods: str = typer.Option("expo,opro", help="comma-separated methods"),
           seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
@@ -157,33 +188,20 @@ def sweep(preset: str, methods: str = typer.Option("expo,opro", help="comma-sepa
           jobs: int = typer.Option(1, help="parallel runs"),
           etas: Optional[str] = typer.Option(None, help="eta grid, e.g. 10,100,1000 (runs in METHOD/eta-ETA/seed-N)"),
           score_scale: Optional[str] = SCORE_SCALE, rephraser: Optional[str] = REPHRASER,
-          domain: Optional[str] = DOMAIN,
-          shared_cache: bool = typer.Option(False, help="one response cache for all runs: methods with the same seed "
-                                                       "then share replies (common random numbers)"),
+          domain: Optional[str] = DOMAIN, shared_cache: bool = SHARED_CACHE,
           cache: Optional[str] = typer.Option(None, help="one cache file for all runs (implies --shared-cache)")
           ) -> None:
     "Run PRESET for every method x seed (x eta) and plot them together."
-    from expo_nb.sweep import sweep as run_sweep
-    from expo_nb.plots import load_runs, plot_metric
     out = out or Path("runs") / f"sweep-{preset}"
     if out.exists() and not out.is_dir():
         fail(f"--out {out} is a file; give a directory for the sweep")
-    try: seed_list = [int(s) for s in _split(seeds)]
-    except ValueError: fail(f"--seeds must be comma-separated integers, got {seeds!r}")
+    seed_list, eta_list = _seeds(seeds), _numbers(etas, "--etas")
     if jobs < 1: fail(f"--jobs must be >= 1, got {jobs}")
-    eta_list = _numbers(etas, "--etas")
-    shared = cache or (str(out / "cache.sqlite") if shared_cache else None)
-    overrides = dict(llm=llm, embedder=embedder, iterations=iterations, cache=shared,
-                     score_scale=_score_scale(score_scale), rephraser=rephraser, domain=domain)
+    overrides = dict(llm=llm, embedder=embedder, iterations=iterations, score_scale=_score_scale(score_scale),
+                     cache=cache or (str(out / "cache.sqlite") if shared_cache else None),
+                     rephraser=rephraser, domain=domain)
     _config(preset, **overrides)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        dirs = run_sweep(preset, _split(methods), seed_list, out, backend=backend, n_jobs=jobs, etas=eta_list,
-                         overrides={k: v for k, v in overrides.items() if v is not None})
-        hue = "eta" if eta_list and len(eta_list) > 1 else "method"
-        ax = plot_metric(load_runs(dirs, fields=("eta",)), title=preset, hue=hue)
-        ax.figure.savefig(out / "metric.png", dpi=120, bbox_inches="tight")
-    except ExpoError as error: fail(str(error))
+    dirs = _sweep_and_plot(preset, _split(methods), seed_list, out, eta_list, overrides, backend, jobs)
     typer.echo(f"{len(dirs)} runs in {out}; figure {out / 'metric.png'}")
 
 # %% ../nbs/33_cli.ipynb #7fc14b2a
@@ -256,7 +274,8 @@ def _show_config(run_dir: Path) -> RunConfig:
     "The run's config, printed in one line; a one-line error when config.json cannot be read."
     try: config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
     except OSError as error: fail(f"cannot read run directory {run_dir}: {error.strerror}")
-    except UnicodeDecodeError: fail(f"{run_dir / 'config.json'} is not UTF-8 text; restore it or delete the run directory")
+    except UnicodeDecodeError:
+        fail(f"{run_dir / 'config.json'} is not UTF-8 text; restore it or delete the run directory")
     except ExpoError as error: fail(f"bad config.json in {run_dir}: {error}")
     typer.echo(f"{config.method} on {config.task} {json.dumps(config.task_settings)} seed {config.seed}, "
                f"llm {config.llm}, embedder {config.embedder}, eta {config.eta:g}")
@@ -271,7 +290,8 @@ def _show_records(run_dir: Path, iterations: int) -> None:
     typer.echo(f"{len(records)}/{iterations} iterations logged")
     if not records: return
     try: lines = [_record_line(r) for r in records[-10:]]
-    except (KeyError, TypeError, ValueError): fail(f"{run_dir / 'log.jsonl'} holds a record with missing or non-numeric fields")
+    except (KeyError, TypeError, ValueError):
+        fail(f"{run_dir / 'log.jsonl'} holds a record with missing or non-numeric fields")
     for line in (RECORD_HEADER, *lines): typer.echo(line)
 
 # %% ../nbs/33_cli.ipynb #de38f7e5
@@ -284,7 +304,8 @@ def _show_summary(run_dir: Path) -> None:
         summary = read_run_json(run_dir / "summary.json", "run summary")
         typer.echo(f"finished: final metric {summary['final_metric']:.6g}, {summary['arms_used']} arms used")
     except ExpoError as error: fail(str(error))
-    except (KeyError, TypeError, ValueError): fail(f"{run_dir / 'summary.json'} is not a run summary; delete it and rerun")
+    except (KeyError, TypeError, ValueError):
+        fail(f"{run_dir / 'summary.json'} is not a run summary; delete it and rerun")
     for row in summary.get("top_arms", []):
         typer.echo(f"  arm {row['arm']}: D: {row.get('description_text', '')[:100]!r} "
                    f"I: {row.get('instruction_text', '')[:100]!r}")

@@ -4,28 +4,32 @@
 
 # %% ../nbs/25_config.ipynb #23b07230
 from __future__ import annotations
-import importlib, json
-from dataclasses import dataclass, field, asdict, fields, replace
+
+import importlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+
 import numpy as np
+
 from .core import ExpoError, check_choice, check_int, check_number, is_number
 from .domain import REPHRASE_STYLES
 from .methods import METHODS
 from .tasks import DEFAULT_SCORE_SCALE, FALLBACKS, resolve_score_scale
 
 # %% auto #0
-__all__ = ['TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'RunFields', 'validate_config',
-           'config_fields', 'RunConfig', 'get_preset', 'run_seeds', 'request_tag', 'make_task', 'sample_temperatures',
-           'build_task']
+__all__ = ['TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'ExperimentFields', 'RunFields',
+           'validate_config', 'config_fields', 'RunConfig', 'get_preset', 'run_seeds', 'request_tag', 'make_task',
+           'sample_temperatures', 'build_task']
 
 # %% ../nbs/25_config.ipynb #e1307d04
 TASK_NAMES = ("linreg", "tsp", "bandit")
 METRIC_LABELS = {"linreg": "best MSE so far", "tsp": "best optimality gap so far (%)", "bandit": "cumulative regret"}
 _INT_MAX = 2**63 - 1
 
-# %% ../nbs/25_config.ipynb #0617fa9a
+# %% ../nbs/25_config.ipynb #8c30ba24
 @dataclass(frozen=True)
-class RunFields:
-    "The fields of a RunConfig with their defaults (RunConfig adds validation and JSON)."
+class ExperimentFields:
+    "What runs: the task, the method, the models, the budget and the domain, with their defaults."
     task: str = "linreg"  # task name, one of TASK_NAMES
     task_settings: dict = field(default_factory=dict)  # keyword arguments for the task class
     method: str = "expo"  # one of METHODS
@@ -41,6 +45,11 @@ class RunFields:
     temperature: float = 1.3  # rephrasing temperature
     cache: str | None = None  # path of the shared LLM response cache (None: inside the run directory)
     eta_es: float = 10.0  # EXP3 learning rate of the exemplar-sequence selector (expo-es)
+
+# %% ../nbs/25_config.ipynb #3d3c9d6f
+@dataclass(frozen=True)
+class RunFields(ExperimentFields):
+    "How it runs: scoring, rephrasing, seeds, sample temperatures and the network, with their defaults."
     input_projection: str = "domain"  # score network inputs: "domain" (span coordinates, 11_estimator) or "none"
     score_scale: float | str = DEFAULT_SCORE_SCALE  # b of the prompt score, or "warm-max[:K]" (20_tasks)
     score_floor: float | None = -1.0  # lowest prompt score; None: unclipped

@@ -4,14 +4,17 @@
 
 # %% ../nbs/15_methods.ipynb #b16c4317
 from __future__ import annotations
+
 from dataclasses import dataclass, field
 from typing import Callable
+
 import numpy as np
+
+from . import expo_es
+from .baselines import FixedPromptSelector, NeuralUcbSelector, UniformRandomSelector
 from .core import ExpoError, PromptDomain, description_only, instruction_only
 from .estimator import EstimatorConfig
 from .exp3 import ExpoSelector
-from .baselines import FixedPromptSelector, NeuralUcbSelector, UniformRandomSelector
-from . import expo_es
 
 # %% auto #0
 __all__ = ['ARM_SETS', 'METHODS', 'SelectorInputs', 'expo_arms', 'fixed_arm', 'random_arms', 'neuralucb_arms', 'exemplar_context',

@@ -4,12 +4,20 @@
 
 # %% ../nbs/26_rundir.ipynb #4f0d4dc6
 from __future__ import annotations
-import fcntl, hashlib, json, os, sys, time
+
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
 import numpy as np
-from .core import ExpoError, atomic_write_bytes
+
 from .config import RunConfig
+from .core import ExpoError, atomic_write_bytes
 
 # %% auto #0
 __all__ = ['SUMMARY_KEYS', 'append_record', 'read_log', 'save_checkpoint', 'consistent_checkpoint', 'resume', 'run_lock',
@@ -31,7 +39,7 @@ def _check_record(path: Path, number: int, record) -> dict:
                         "'iteration'); the log was edited: restore it, or move it away to recompute the run")
     return record
 
-# %% ../nbs/26_rundir.ipynb #8f90038b
+# %% ../nbs/26_rundir.ipynb #a51f4263
 def _cut(path: Path, size: int) -> None:
     "Truncate `path` to `size` bytes, durably."
     with open(path, "r+b") as handle:
@@ -39,6 +47,7 @@ def _cut(path: Path, size: int) -> None:
         handle.flush()
         os.fsync(handle.fileno())
 
+# %% ../nbs/26_rundir.ipynb #615dd555
 def read_log(path: Path | str, repair: bool = True) -> list[dict]:
     "The records of a log.jsonl; a damaged last line is dropped (and cut from the file when `repair`)."
     path = Path(path)
@@ -54,7 +63,8 @@ def read_log(path: Path | str, repair: bool = True) -> list[dict]:
             else: raise ValueError("no newline")
         except (ValueError, RecursionError):
             if not is_last:
-                raise ExpoError(f"{path} line {number + 1} is not JSON and is not the last line; the log was edited") from None
+                raise ExpoError(f"{path} line {number + 1} is not JSON and is not the last line; "
+                                "the log was edited") from None
             if repair:
                 _cut(path, offset)
             break
@@ -115,19 +125,11 @@ def resume(out_dir: Path, driver, task) -> tuple[list[dict], int]:
         atomic_write_bytes(log, _record_bytes(records[:done]))
     return records[:done], done
 
-# %% ../nbs/26_rundir.ipynb #99cd9b66
+# %% ../nbs/26_rundir.ipynb #9993a2c5
 _HELD_LOCKS: set[Path] = set()
 
-@contextmanager
-def run_lock(out_dir: Path | str):
-    "Hold `out_dir/run.lock` for the block (released by the OS if the process dies); ExpoError if another run has it."
-    out_dir = Path(out_dir)
-    key = out_dir.resolve()
-    if key in _HELD_LOCKS:   # re-entrant within one process (run -> run_loop)
-        yield
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(out_dir / "run.lock", "a+")
+def _take_lock(handle, out_dir: Path) -> None:
+    "Lock the open run.lock `handle` exclusively and write our process id; ExpoError naming the holder otherwise."
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -139,6 +141,19 @@ def run_lock(out_dir: Path | str):
     handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
+
+# %% ../nbs/26_rundir.ipynb #c3e1e1db
+@contextmanager
+def run_lock(out_dir: Path | str):
+    "Hold `out_dir/run.lock` for the block (released by the OS if the process dies); ExpoError if another run has it."
+    out_dir = Path(out_dir)
+    key = out_dir.resolve()
+    if key in _HELD_LOCKS:   # re-entrant within one process (run -> run_loop)
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(out_dir / "run.lock", "a+")
+    _take_lock(handle, out_dir)
     _HELD_LOCKS.add(key)
     try: yield
     finally:

@@ -4,36 +4,59 @@
 
 # %% ../nbs/30_runner.ipynb #fa217c34
 from __future__ import annotations
-import json, os, time
+
+import json
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
+
+from .config import METRIC_LABELS, RunConfig, build_task, request_tag, run_seeds
 from .core import ExpoError, PromptDomain, atomic_write_bytes
 from .methods import METHODS, SelectorInputs, restrict_arms
-from .config import METRIC_LABELS, RunConfig, request_tag, run_seeds, build_task
 from .models import check_credentials
-from .rundir import (append_record, read_log, save_checkpoint, resume, run_lock, stored_config,
-                            finished_summary, remove_failed_start, _jsonable)
+from expo_nb.rundir import (
+    _jsonable,
+    append_record,
+    finished_summary,
+    read_log,
+    remove_failed_start,
+    resume,
+    run_lock,
+    save_checkpoint,
+    stored_config,
+)
 
 # %% auto #0
 __all__ = ['OUTCOME_FIELDS', 'Proposal', 'MethodDriver', 'prediction_spread_nats', 'selection_record', 'selector_inputs',
-           'make_driver', 'iteration_record', 'prompt_token_counts', 'run_iteration', 'run_loop', 'finish_run',
-           'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run']
+           'make_driver', 'iteration_record', 'prompt_token_counts', 'run_iteration', 'run_summary', 'finish_run',
+           'run_loop', 'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run']
 
 # %% ../nbs/30_runner.ipynb #17b02973
 # Names that lived here before the configuration and the run directory got notebooks of their own (25_config,
 # 26_rundir): still importable from expo_nb.runner, so code written against earlier versions keeps working.
-from .config import (PRESETS, SEED_STREAMS, TASK_CLASSES, TASK_NAMES, get_preset, make_task,  # noqa: F401
-                            sample_temperatures, validate_config)
+from expo_nb.config import (  # noqa: F401
+    PRESETS,
+    SEED_STREAMS,
+    TASK_CLASSES,
+    TASK_NAMES,
+    get_preset,
+    make_task,
+    sample_temperatures,
+    validate_config,
+)
 from .rundir import SUMMARY_KEYS, read_run_json  # noqa: F401
 
-# %% ../nbs/30_runner.ipynb #25abfbf6
+# %% ../nbs/30_runner.ipynb #b4c2dd82
 @dataclass
 class Proposal:
     "What goes into the next meta-prompt: the arm index and the exemplars (None: the task's default)."
     arm: int
     exemplars: object = None
 
+# %% ../nbs/30_runner.ipynb #7b33e5f4
 class MethodDriver:
     "A method's arm selector and optional exemplar selector behind one propose/observe pair."
     def __init__(self, selector, exemplar_selector=None):
@@ -129,6 +152,39 @@ def run_iteration(config: RunConfig, iteration: int, task, domain: PromptDomain,
     record = iteration_record(iteration, proposal, outcome, domain, driver, time.perf_counter() - start)
     return record | {key: value - before[key] for key, value in prompt_token_counts(chat).items()}
 
+# %% ../nbs/30_runner.ipynb #34600616
+def _save_metric_figure(path: Path, records: list[dict], config: RunConfig) -> None:
+    "One run's task metric per iteration (31_plots draws the mean over seeds of many runs)."
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    sns.lineplot(x=[r["iteration"] for r in records], y=[r["metric"] for r in records], marker="o", ax=ax)
+    ax.set(xlabel="iteration", ylabel=METRIC_LABELS.get(config.task, "metric"),
+           title=f"{config.method} on {config.task} (seed {config.seed})")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+# %% ../nbs/30_runner.ipynb #0e2a9af8
+def run_summary(config: RunConfig, records: list[dict], domain: PromptDomain, top_arms: list[dict]) -> dict:
+    "The summary of a finished run: its totals from the records, the domain's shape and the most likely arms."
+    total = lambda key: sum(r[key] for r in records)
+    return {"task": config.task, "method": config.method, "seed": config.seed, "iterations": len(records),
+            "final_metric": records[-1]["metric"] if records else None,
+            "prompt_tokens": total("prompt_tokens"), "completion_tokens": total("completion_tokens"),
+            "cached_calls": total("cached_calls"), "wall_s": round(total("wall_s"), 3),
+            "domain_shape": list(domain.shape), "arms_used": len({r["arm"] for r in records}), "top_arms": top_arms}
+
+def finish_run(out_dir: Path, config: RunConfig, records: list[dict], driver, domain) -> dict:
+    "Write metric.png and summary.json for a finished run; return the summary."
+    top = driver.selector.summary(top=3)["top_arms"]
+    for row in top:
+        description, instruction = domain.texts(row["arm"])
+        row["description_text"], row["instruction_text"] = description.text, instruction.text
+    summary = run_summary(config, records, domain, top)
+    if records: _save_metric_figure(out_dir / "metric.png", records, config)
+    atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=1, default=_jsonable).encode())
+    return summary
+
 # %% ../nbs/30_runner.ipynb #754d42a2
 def _progress(config: RunConfig, done: int, enabled: bool):
     from tqdm.auto import tqdm
@@ -168,36 +224,6 @@ def run_loop(config: RunConfig, out_dir: Path | str, task, domain: PromptDomain,
                 _show(bar, records)
         finish_run(out_dir, config, records, driver, domain)
     return records
-
-# %% ../nbs/30_runner.ipynb #944ad072
-def _save_metric_figure(path: Path, records: list[dict], config: RunConfig) -> None:
-    "One run's task metric per iteration (31_plots draws the mean over seeds of many runs)."
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    sns.lineplot(x=[r["iteration"] for r in records], y=[r["metric"] for r in records], marker="o", ax=ax)
-    ax.set(xlabel="iteration", ylabel=METRIC_LABELS.get(config.task, "metric"),
-           title=f"{config.method} on {config.task} (seed {config.seed})")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-def finish_run(out_dir: Path, config: RunConfig, records: list[dict], driver, domain) -> dict:
-    "Write metric.png and summary.json for a finished run; return the summary."
-    top = driver.selector.summary(top=3)["top_arms"]
-    for row in top:
-        description, instruction = domain.texts(row["arm"])
-        row["description_text"], row["instruction_text"] = description.text, instruction.text
-    metrics = [r["metric"] for r in records]
-    summary = {"task": config.task, "method": config.method, "seed": config.seed, "iterations": len(records),
-               "final_metric": metrics[-1] if metrics else None,
-               "prompt_tokens": sum(r["prompt_tokens"] for r in records),
-               "completion_tokens": sum(r["completion_tokens"] for r in records),
-               "cached_calls": sum(r["cached_calls"] for r in records),
-               "wall_s": round(sum(r["wall_s"] for r in records), 3),
-               "domain_shape": list(domain.shape), "arms_used": len({r["arm"] for r in records}), "top_arms": top}
-    if records: _save_metric_figure(out_dir / "metric.png", records, config)
-    atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=1, default=_jsonable).encode())
-    return summary
 
 # %% ../nbs/30_runner.ipynb #815898e5
 def saved_domain(path: str, embedder):
@@ -244,7 +270,7 @@ def build_run_domain(config: RunConfig, task, chat, embedder, progress: bool = T
 
 # %% ../nbs/30_runner.ipynb #ece21718
 def load_or_build_domain(config: RunConfig, domain_dir: Path, task, models, progress: bool = True) -> PromptDomain:
-    "The domain saved in `domain_dir`; else built with `models()` -> (rephraser, embedder), called only then, and saved."
+    "The domain saved in `domain_dir`; else built with `models()` (rephraser, embedder) and saved there."
     if (domain_dir / "domain.json").exists(): return PromptDomain.load(domain_dir)
     rephraser, embedder = models()
     domain = build_run_domain(config, task, rephraser, embedder, progress)
