@@ -14,13 +14,29 @@ import torch
 from .core import ExpoError, PromptDomain, check_choice, check_int, check_number
 
 # %% auto #0
-__all__ = ['LR_DEFAULT', 'EstimatorConfig', 'fit_mlp', 'label_statistics', 'factorized_predictions', 'span_basis', 'domain_bases',
-           'fit_standardized', 'ScorePredictor', 'ScoreEstimator']
+__all__ = ['LR_DEFAULT', 'check_estimator_config', 'EstimatorConfig', 'seeded_mlp', 'mlp_optimizer', 'train_mse', 'fit_mlp',
+           'label_statistics', 'factorized_predictions', 'span_basis', 'domain_bases', 'fit_standardized',
+           'domain_inputs', 'check_domain_width', 'ScorePredictor', 'ScoreEstimator']
 
 # %% ../nbs/11_estimator.ipynb #42952e10
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 LR_DEFAULT = 0.1   # SGD with momentum 0.9 on standardised labels: fits as well as Adam at 1e-3 (measured)
+
+# %% ../nbs/11_estimator.ipynb #c79f368a
+def check_estimator_config(config) -> None:
+    "ExpoError naming the first field of `config` (an EstimatorConfig) outside its allowed values."
+    if config.hidden is not None: check_int("hidden", config.hidden, low=1)   # None: feature_dim // 4
+    check_choice("activation", config.activation, _ACTIVATIONS)
+    check_choice("optimizer", config.optimizer, _OPTIMIZERS)
+    check_number("lr", config.lr, positive=True)
+    check_int("epochs", config.epochs, low=1)
+    if config.batch_size is not None: check_int("batch_size", config.batch_size, low=1)   # None: full batch
+    if check_number("momentum", config.momentum, low=0) >= 1:
+        raise ExpoError(f"momentum must be in [0, 1), got {config.momentum}")
+    check_number("weight_decay", config.weight_decay, low=0)
+    check_int("seed", config.seed)
+    check_choice("input_projection", config.input_projection, ("domain", "none"))
 
 # %% ../nbs/11_estimator.ipynb #30e40da1
 @dataclass(frozen=True)
@@ -39,18 +55,7 @@ class EstimatorConfig:
     seed: int = 0                    # seeds the initialisation (and minibatch order)
     input_projection: str = "domain" # "domain": train on coordinates in the domain's embedding span; "none": raw
 
-    def __post_init__(self):
-        if self.hidden is not None: check_int("hidden", self.hidden, low=1)   # None: feature_dim // 4
-        check_choice("activation", self.activation, _ACTIVATIONS)
-        check_choice("optimizer", self.optimizer, _OPTIMIZERS)
-        check_number("lr", self.lr, positive=True)
-        check_int("epochs", self.epochs, low=1)
-        if self.batch_size is not None: check_int("batch_size", self.batch_size, low=1)   # None: full batch
-        if check_number("momentum", self.momentum, low=0) >= 1:
-            raise ExpoError(f"momentum must be in [0, 1), got {self.momentum}")
-        check_number("weight_decay", self.weight_decay, low=0)
-        check_int("seed", self.seed)
-        check_choice("input_projection", self.input_projection, ("domain", "none"))
+    def __post_init__(self): check_estimator_config(self)   # one-line errors naming the field and the fix
 
     def hidden_width(self, feature_dim: int) -> int:
         "The hidden width for a given input dimension."
@@ -89,6 +94,40 @@ def _check_training_data(features, targets) -> tuple[torch.Tensor, torch.Tensor]
         raise ExpoError("scores contain NaN or inf; drop or replace invalid scores before fitting")
     return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))
 
+# %% ../nbs/11_estimator.ipynb #88f250a4
+def seeded_mlp(n_inputs: int,                             # d, the width of the inputs
+               width: int,                                # hidden units
+               activation: str,                           # one of relu, tanh, gelu, sigmoid
+               generator: torch.Generator,                # the only source of the initial weights
+               input_basis: torch.Tensor | None = None,   # (D, d) basis the inputs are coordinates in; None: raw
+              ) -> torch.nn.Sequential:                   # Linear(d, width) -> activation -> Linear(width, 1)
+    "The untrained one-hidden-layer network, initialised like torch's Linear from `generator` (first layer first)."
+    return torch.nn.Sequential(_first_layer(width, generator, n_inputs, input_basis), _ACTIVATIONS[activation](),
+                               _seeded_linear(width, 1, generator))
+
+# %% ../nbs/11_estimator.ipynb #5ef02f09
+def mlp_optimizer(network: torch.nn.Module, config: EstimatorConfig) -> torch.optim.Optimizer:
+    "The config's optimizer over all parameters of `network` (momentum for SGD; fused Adam/AdamW, 2x faster)."
+    extra = {"fused": True} if config.optimizer in ("adam", "adamw") else {"momentum": config.momentum}
+    return _OPTIMIZERS[config.optimizer](network.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                         **extra)
+
+def train_mse(network: torch.nn.Sequential,   # trained in place
+              x: torch.Tensor, y: torch.Tensor,   # (n, d) float32 inputs, (n,) float32 targets
+              config: EstimatorConfig,        # optimizer, lr, momentum, weight_decay, epochs, batch_size
+              generator: torch.Generator,     # shuffles minibatches (unused for full batch)
+             ) -> torch.nn.Sequential:        # the same network, in eval mode
+    "Minimise the mean squared error of `network` on (x, y) for config.epochs passes."
+    optimizer, batch = mlp_optimizer(network, config), config.batch_size or x.shape[0]
+    for _ in range(config.epochs):
+        order = torch.randperm(x.shape[0], generator=generator) if batch < x.shape[0] else torch.arange(x.shape[0])
+        for start in range(0, x.shape[0], batch):
+            rows = order[start:start + batch]
+            optimizer.zero_grad()
+            torch.mean((network(x[rows]).squeeze(-1) - y[rows]) ** 2).backward()
+            optimizer.step()
+    return network.eval()
+
 # %% ../nbs/11_estimator.ipynb #56ae216d
 def fit_mlp(features: np.ndarray,                     # (n, d) training inputs
             targets: np.ndarray,                      # (n,) regression labels, used as given
@@ -102,20 +141,8 @@ def fit_mlp(features: np.ndarray,                     # (n, d) training inputs
     x, y = _check_training_data(features, targets)
     generator = generator if generator is not None else torch.Generator().manual_seed(int(config.seed))
     width = int(hidden) if hidden is not None else config.hidden_width(x.shape[1])
-    network = torch.nn.Sequential(_first_layer(width, generator, x.shape[1], input_basis),
-                                  _ACTIVATIONS[config.activation](), _seeded_linear(width, 1, generator))
-    extra = {"fused": True} if config.optimizer in ("adam", "adamw") else {"momentum": config.momentum}   # fused: 2x
-    optimizer = _OPTIMIZERS[config.optimizer](network.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                              **extra)
-    batch = config.batch_size or x.shape[0]
-    for _ in range(config.epochs):
-        order = torch.randperm(x.shape[0], generator=generator) if batch < x.shape[0] else torch.arange(x.shape[0])
-        for start in range(0, x.shape[0], batch):
-            rows = order[start:start + batch]
-            optimizer.zero_grad()
-            torch.mean((network(x[rows]).squeeze(-1) - y[rows]) ** 2).backward()
-            optimizer.step()
-    return network.eval()
+    network = seeded_mlp(x.shape[1], width, config.activation, generator, input_basis)
+    return train_mse(network, x, y, config, generator)
 
 # %% ../nbs/11_estimator.ipynb #3f71d8f4
 def label_statistics(scores: np.ndarray,   # (n,) training scores
@@ -198,6 +225,17 @@ def fit_standardized(x: torch.Tensor,                # (n, d) training inputs (c
     _fold_input_scaling(network[0], mean_x, scale_x)
     return network
 
+# %% ../nbs/11_estimator.ipynb #3d5f4ee3
+def domain_inputs(domain: PromptDomain, projection: tuple[torch.Tensor, torch.Tensor] | None) -> list[torch.Tensor]:
+    "The (k1, .) and (k2, .) first-layer inputs of the domain's two parts: embeddings, or coordinates in `projection`."
+    parts = [torch.from_numpy(domain.description_embeddings), torch.from_numpy(domain.instruction_embeddings)]
+    return parts if projection is None else [part @ basis for part, basis in zip(parts, projection)]
+
+def check_domain_width(domain: PromptDomain, feature_dim: int, whose: str) -> None:
+    "ExpoError unless the domain's arm features are `feature_dim` wide (`whose`: what that width belongs to)."
+    if domain.feature_dim != feature_dim:
+        raise ExpoError(f"domain feature dim {domain.feature_dim} != {whose} {feature_dim}; use the same embedder")
+
 # %% ../nbs/11_estimator.ipynb #9d9633ab
 class ScorePredictor:
     "A trained score network with its label scaling and input projection: predicts any arm, or all arms of a domain."
@@ -224,20 +262,20 @@ class ScorePredictor:
         with torch.no_grad(): out = self._fitted()(_project(torch.from_numpy(x), self.projection)).squeeze(-1)
         return out.double().numpy() * self.label_scale + self.label_mean
 
-    def predict_domain(self, domain: PromptDomain) -> np.ndarray:
-        "Predicted scores of all k1*k2 arms (float64, arm_index order), via the factorized first layer."
-        net = self._fitted()
-        if self.constant: return np.full(domain.n_arms, float(np.mean(self._labels)))
-        if domain.feature_dim != self.feature_dim:
-            raise ExpoError(f"domain feature dim {domain.feature_dim} != the estimator's {self.feature_dim}; "
-                            "use the same embedder")
-        parts = [torch.from_numpy(domain.description_embeddings), torch.from_numpy(domain.instruction_embeddings)]
-        if self.projection is not None: parts = [part @ basis for part, basis in zip(parts, self.projection)]
-        return factorized_predictions(net, *parts, self.block_floats) * self.label_scale + self.label_mean
-
     def _fitted(self) -> torch.nn.Sequential:
         if self.network is None: raise ExpoError("the estimator is not fitted yet: call fit(features, scores) first")
         return self.network
+
+# %% ../nbs/11_estimator.ipynb #d6e27668
+def _predict_domain(self, domain: PromptDomain) -> np.ndarray:
+    "Predicted scores of all k1*k2 arms (float64, arm_index order), via the factorized first layer."
+    net = self._fitted()
+    if self.constant: return np.full(domain.n_arms, float(np.mean(self._labels)))
+    check_domain_width(domain, self.feature_dim, "the estimator's")
+    scores = factorized_predictions(net, *domain_inputs(domain, self.projection), self.block_floats)
+    return scores * self.label_scale + self.label_mean
+
+ScorePredictor.predict_domain = _predict_domain   # `predictor.predict_domain(domain)`
 
 # %% ../nbs/11_estimator.ipynb #acad250e
 class ScoreEstimator(ScorePredictor):
@@ -252,10 +290,9 @@ class ScoreEstimator(ScorePredictor):
            ) -> "ScoreEstimator":
         "Retrain from the seeded initialisation on all (features, scores) pairs."
         x, _ = _check_training_data(features, scores)
-        self._labels = np.asarray(scores, dtype=np.float64)
+        self._labels, self._feature_dim = np.asarray(scores, dtype=np.float64), x.shape[1]
         statistics = label_statistics(self._labels, self.config.standardize_labels)
         self.label_mean, self.label_scale, self.constant = statistics
-        self._feature_dim = x.shape[1]
         self.projection = self._domain_bases(domain, x.shape[1]) if self.config.input_projection == "domain" else None
         basis = torch.block_diag(*self.projection) if self.projection is not None else None
         labels, width = (self._labels - self.label_mean) / self.label_scale, self.config.hidden_width(x.shape[1])
@@ -264,8 +301,6 @@ class ScoreEstimator(ScorePredictor):
 
     def _domain_bases(self, domain: PromptDomain | None, feature_dim: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         if domain is None: return None   # no domain given (EXPO-ES inputs, NeuralUCB): raw features
-        if domain.feature_dim != feature_dim:
-            raise ExpoError(f"domain feature dim {domain.feature_dim} != the features' {feature_dim}; "
-                            "use the same embedder")
+        check_domain_width(domain, feature_dim, "the features'")
         if self._basis_cache[0] is not domain: self._basis_cache = (domain, domain_bases(domain))   # one SVD a domain
         return self._basis_cache[1]
