@@ -29,7 +29,7 @@ from .tasks import DEFAULT_SAMPLES, DEFAULT_SCORE_SCALE, Parsed, Task, last_vali
 # %% auto #0
 __all__ = ['MAX_HELD_KARP_NODES', 'TSP_DESCRIPTION', 'TSP_ENHANCED_SENTENCE', 'TSP_INSTRUCTION', 'TSP_FORMAT', 'tour_length',
            'check_distances', 'subset_layers', 'held_karp_table', 'trace_back', 'held_karp', 'check_tour', 'parse_tour',
-           'cached_optimum', 'tsp_points', 'random_tours', 'render_points', 'render_tours', 'TspTask']
+           'cached_optimum', 'optimality_gap', 'tsp_points', 'random_tours', 'render_points', 'render_tours', 'TspTask']
 
 # %% ../nbs/22_task_tsp.ipynb #0525f7e6
 def tour_length(distances: np.ndarray, tour: Sequence[int]) -> float:
@@ -176,6 +176,11 @@ def cached_optimum(distances: np.ndarray, cache_dir: Path | str | None = None) -
     _OPTIMA[key] = result
     return result
 
+# %% ../nbs/22_task_tsp.ipynb #ccaf35b1
+def optimality_gap(best: float, optimal: float) -> float:
+    "How much longer the best tour found is than the optimal one, in percent: 100 (best - optimal) / optimal."
+    return 100.0 * (best - optimal) / optimal
+
 # %% ../nbs/22_task_tsp.ipynb #489d5f6d
 def tsp_points(n: int, instance_seed: int, integer_coordinates: bool = True) -> np.ndarray:
     "n points uniform in [-100, 100]^2 from `instance_seed`, rounded to integers if `integer_coordinates`."
@@ -203,20 +208,15 @@ def render_tours(exemplars: Sequence[Exemplar]) -> str:
 class TspTask(Task):
     "OPRO TSP: propose closed tours through n random points; metric = optimality gap (%) of the best tour so far."
     name, metric_name, format_suffix = "tsp", "optimality gap (%)", TSP_FORMAT
-    description0 = TaskDescription(TSP_DESCRIPTION)
-    instruction0 = MetaInstruction(TSP_INSTRUCTION)
+    description0, instruction0 = TaskDescription(TSP_DESCRIPTION), MetaInstruction(TSP_INSTRUCTION)
     enhanced_description = TaskDescription(f"{TSP_DESCRIPTION} {TSP_ENHANCED_SENTENCE}")
     enhanced_instruction = MetaInstruction(f"{TSP_ENHANCED_SENTENCE} {TSP_INSTRUCTION}")
 
-    def __init__(self, n: int = 10,                        # number of points (paper: 10, 15, 20)
-                 instance_seed: int = 0,                   # seed of the coordinates
-                 init_seed: int = 0,                       # seed of the warm-start tours
-                 n_warm_start: int = 5,                    # distinct warm-start tours
-                 integer_coordinates: bool = True,         # round coordinates to integers (OPRO)
-                 cache_dir: Path | str | None = None,      # where to keep the optimum on disk (None: memory only)
+    def __init__(self, n: int = 10, instance_seed: int = 0, init_seed: int = 0, n_warm_start: int = 5,
+                 integer_coordinates: bool = True, cache_dir: Path | str | None = None,
                  samples: Sequence[float] = DEFAULT_SAMPLES, top_k: int = 20, max_tokens: int = 512,
                  score_scale: float | str = DEFAULT_SCORE_SCALE, score_floor: float | None = -1.0,
-                 fallback: str = "penalty", reask: int = 1):       # score settings: see Task (20_tasks)
+                 fallback: str = "penalty", reask: int = 1):
         super().__init__(samples, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
                          fallback=fallback, reask=reask)
         self.n = check_int("n", n, 4, MAX_HELD_KARP_NODES)
@@ -227,15 +227,17 @@ class TspTask(Task):
         self.distances = np.linalg.norm(self.coordinates[:, None, :] - self.coordinates[None, :, :], axis=-1)
         self.start()
 
-    optimum = property(lambda self: cached_optimum(self.distances, self.cache_dir),
-                       doc="(optimal length, optimal tour) of this instance, computed once and cached.")
     def warm_start_actions(self) -> list: return random_tours(self.n, self.n_warm_start, self.init_seed)
     def parse(self, reply: str) -> Parsed: return parse_tour(reply, self.n)
     def objective(self, action) -> float: return tour_length(self.distances, action)
-    def instance_block(self) -> str: return render_points(self.coordinates, self.integer_coordinates)
     def render_exemplars(self, exemplars: ExemplarSequence) -> str: return render_tours(exemplars)
+    def metric(self) -> float: return optimality_gap(min(e.objective for e in self.history), self.optimum[0])
 
-    def metric(self) -> float:
-        "Optimality gap of the best tour so far, in percent."
-        best, optimal = min(e.objective for e in self.history), self.optimum[0]
-        return 100.0 * (best - optimal) / optimal
+# %% ../nbs/22_task_tsp.ipynb #79137065
+def _tsp_instance_block(self) -> str:
+    "The numbered point coordinates: the fixed instance block between D and the exemplars."
+    return render_points(self.coordinates, self.integer_coordinates)
+
+TspTask.instance_block = _tsp_instance_block   # `task.instance_block()`, read by `meta_prompt`
+TspTask.optimum = property(lambda self: cached_optimum(self.distances, self.cache_dir),
+                           doc="(optimal length, optimal tour) of this instance, computed once and cached.")
