@@ -138,18 +138,24 @@ class ExpoSelector:
         self.last_predictions = refit_predictions(self.estimator, self.domain, self.history)
         self.cumulative_scores += self.last_predictions
 
-    def state_dict(self) -> dict:
-        "Everything needed to continue bit for bit, as JSON-serialisable types."
-        return selector_state(self, "eta", "start_with_original", "config", "history", "cumulative_scores", "rng")
+# %% ../nbs/12_exp3.ipynb #65309bd1
+def _summary(self, top: int = 5) -> dict:
+    "Iterations, entropy of the sampling distribution (nats) and the `top` most likely arms."
+    return selection_summary(self.domain, self.probabilities, self.cumulative_scores, len(self.history), top)
 
-    def load_state_dict(self, state: dict) -> None:
-        "Restore a state saved by `state_dict` (the domain must have the same shape)."
-        check_selector_state(self, state)
-        self.eta = check_number("eta", state["eta"], positive=True)
-        self.start_with_original, self.rng.bit_generator.state = bool(state["start_with_original"]), state["rng"]
-        self.history, self.last_predictions = [(int(a), float(s)) for a, s in state["history"]], None
-        self.cumulative_scores = np.array(state["cumulative_scores"], dtype=np.float64)
+ExpoSelector.summary = _summary   # `selector.summary(top=3)`
 
-    def summary(self, top: int = 5) -> dict:
-        "Iterations, entropy of the sampling distribution (nats) and the `top` most likely arms."
-        return selection_summary(self.domain, self.probabilities, self.cumulative_scores, len(self.history), top)
+# %% ../nbs/12_exp3.ipynb #c3f1a83a
+def _state_dict(self) -> dict:
+    "Everything needed to continue bit for bit, as JSON-serialisable types."
+    return selector_state(self, "eta", "start_with_original", "config", "history", "cumulative_scores", "rng")
+
+def _load_state_dict(self, state: dict) -> None:
+    "Restore a state saved by `state_dict` (the domain must have the same shape)."
+    check_selector_state(self, state)
+    self.eta = check_number("eta", state["eta"], positive=True)
+    self.start_with_original, self.rng.bit_generator.state = bool(state["start_with_original"]), state["rng"]
+    self.history, self.last_predictions = [(int(a), float(s)) for a, s in state["history"]], None
+    self.cumulative_scores = np.array(state["cumulative_scores"], dtype=np.float64)
+
+ExpoSelector.state_dict, ExpoSelector.load_state_dict = _state_dict, _load_state_dict
