@@ -16,7 +16,7 @@ from .exp3 import check_domain, check_feedback, check_selector_state, selection_
 
 # %% auto #0
 __all__ = ['play_counts', 'PlayRecorder', 'FixedPromptSelector', 'UniformRandomSelector', 'ucb_bonus_squared', 'squared_gradient',
-           'initial_u', 'accumulate_u', 'DiagonalDesign', 'NeuralUcbSelector']
+           'initial_u', 'accumulate_u', 'DiagonalDesign', 'refit_on_history', 'NeuralUcbSelector']
 
 # %% ../nbs/14_baselines.ipynb #a2c686a2
 def play_counts(domain: PromptDomain, history: list[tuple[int, float]]) -> np.ndarray:
@@ -167,6 +167,15 @@ class DiagonalDesign:
         if self.u is None: self.u = initial_u(len(c2), len(features), self.lambda_)
         accumulate_u(self.u, c2, a2, features)
 
+# %% ../nbs/14_baselines.ipynb #099d78de
+def refit_on_history(estimator: ScoreEstimator,         # retrained in place, from its seeded initialisation
+                     domain: PromptDomain,              # the arms (their features come from here)
+                     history: list[tuple[int, float]],  # every told (arm, score) pair so far
+                    ) -> torch.nn.Sequential:           # the retrained network, on raw features
+    "Retrain the score network on the raw features of all told arms (no domain projection) and return it."
+    arms, scores = zip(*history)
+    return estimator.fit(domain.features(arms), np.array(scores)).network
+
 # %% ../nbs/14_baselines.ipynb #6763dc88
 class NeuralUcbSelector(DiagonalDesign):
     "NeuralUCB with a diagonal gradient covariance (INSTINCT-style), on EXPO's network and features."
@@ -197,41 +206,45 @@ class NeuralUcbSelector(DiagonalDesign):
         ucb = self.upper_confidence
         return int(self.rng.choice(np.flatnonzero(ucb == ucb.max())))
 
-    def tell(self, arm: int, score: float) -> None:
-        "Add the chosen arm's squared gradient to U, retrain on all history, recompute every arm's UCB."
-        arm, score = check_feedback(self.domain, arm, score)
-        first = not self.history
-        if not first:
-            if self.estimator.network is None: self._refit()                # after a restore
-            self.log_gradient(self.estimator.network, arm)
-        self.history.append((arm, score))
-        self._refit()
-        if first: self.log_gradient(self.estimator.network, arm)            # the first arm, with the first network
-        self.means = self.estimator.predict_domain(self.domain)
-        self.bonus = self.sigma(self.estimator.network, self.estimator.label_scale)
+# %% ../nbs/14_baselines.ipynb #486ef8f1
+def _tell(self, arm: int, score: float) -> None:
+    "Add the chosen arm's squared gradient to U, retrain on all history, recompute every arm's UCB."
+    arm, score = check_feedback(self.domain, arm, score)
+    if self.history:   # the network that chose the arm (after a restore: retrained from the history first)
+        if self.estimator.network is None: refit_on_history(self.estimator, self.domain, self.history)
+        self.log_gradient(self.estimator.network, arm)
+    self.history.append((arm, score))
+    network = refit_on_history(self.estimator, self.domain, self.history)
+    if len(self.history) == 1: self.log_gradient(network, arm)   # the first arm, with the first network
+    self.means = self.estimator.predict_domain(self.domain)
+    self.bonus = self.sigma(network, self.estimator.label_scale)
 
-    def state_dict(self) -> dict:
-        "History, gradient log, current means/bonuses and generator state, as JSON types."
-        return selector_state(self, "nu", "lambda_", "config", "history", "gradient_log", "means", "bonus", "rng")
+NeuralUcbSelector.tell = _tell   # `selector.tell(arm, score)`
 
-    def load_state_dict(self, state: dict) -> None:
-        "Restore a state saved by `state_dict`; U is rebuilt from the gradient log in the original order."
-        check_selector_state(self, state)
-        self.nu, self.lambda_ = float(state["nu"]), float(state["lambda_"])
-        self.history = [(int(a), float(s)) for a, s in state["history"]]
-        self.gradient_log = [(list(c2), list(a2)) for c2, a2 in state["gradient_log"]]
-        self.means, self.bonus = np.array(state["means"], dtype=np.float64), np.array(state["bonus"], dtype=np.float64)
-        self.rng.bit_generator.state, self.estimator = state["rng"], ScoreEstimator(self.config)
-        skipped = len(self.history) - len(self.gradient_log)      # 1 in states saved before the first arm counted
-        self.rebuild([arm for arm, _ in self.history[skipped:]])
+# %% ../nbs/14_baselines.ipynb #a90e2907
+def _ucb_summary(self, top: int = 5) -> dict:
+    "The arms with the largest UCB (value = UCB)."
+    ucb = self.upper_confidence
+    rows = [{"arm": int(a), "mean": float(self.means[a]), "bonus": float(self.bonus[a]), "ucb": float(ucb[a])}
+            for a in np.argsort(-ucb, kind="stable")[:top]]
+    return selection_summary(self.domain, self.probabilities, ucb, len(self.history), top) | {"top_arms": rows}
 
-    def summary(self, top: int = 5) -> dict:
-        "The arms with the largest UCB (value = UCB)."
-        ucb = self.upper_confidence
-        rows = [{"arm": int(a), "mean": float(self.means[a]), "bonus": float(self.bonus[a]), "ucb": float(ucb[a])}
-                for a in np.argsort(-ucb, kind="stable")[:top]]
-        return selection_summary(self.domain, self.probabilities, ucb, len(self.history), top) | {"top_arms": rows}
+NeuralUcbSelector.summary = _ucb_summary   # `selector.summary(top=3)`
 
-    def _refit(self):
-        arms, scores = zip(*self.history)
-        self.estimator.fit(self.domain.features(arms), np.array(scores))
+# %% ../nbs/14_baselines.ipynb #f0f3caa9
+def _ucb_state_dict(self) -> dict:
+    "History, gradient log, current means/bonuses and generator state, as JSON types."
+    return selector_state(self, "nu", "lambda_", "config", "history", "gradient_log", "means", "bonus", "rng")
+
+def _ucb_load_state_dict(self, state: dict) -> None:
+    "Restore a state saved by `state_dict`; U is rebuilt from the gradient log in the original order."
+    check_selector_state(self, state)
+    self.nu, self.lambda_ = float(state["nu"]), float(state["lambda_"])
+    self.history = [(int(a), float(s)) for a, s in state["history"]]
+    self.gradient_log = [(list(c2), list(a2)) for c2, a2 in state["gradient_log"]]
+    self.means, self.bonus = np.array(state["means"], dtype=np.float64), np.array(state["bonus"], dtype=np.float64)
+    self.rng.bit_generator.state, self.estimator = state["rng"], ScoreEstimator(self.config)
+    skipped = len(self.history) - len(self.gradient_log)      # 1 in states saved before the first arm counted
+    self.rebuild([arm for arm, _ in self.history[skipped:]])
+
+NeuralUcbSelector.state_dict, NeuralUcbSelector.load_state_dict = _ucb_state_dict, _ucb_load_state_dict
