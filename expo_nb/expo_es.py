@@ -126,27 +126,26 @@ class NetworkHistory:
         order = torch.as_tensor(oldest_first(self.n_seen, len(self), self.max_networks))
         return {k: v[order] for k, v in self._buffers.items()} if len(self) else {}
 
-    @property
-    def parameter_bytes(self) -> int:
-        "Bytes held by the stored parameters (float32)."
-        return len(self) * sum(v[0].numel() for v in self._buffers.values()) * 4 if len(self) else 0
+# %% ../nbs/13_expo_es.ipynb #117c4c26
+def _history_predict_sum(self, features: np.ndarray) -> np.ndarray:
+    "Sum over all stored networks of their predictions for each row of `features`, float64 (c,)."
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    if not len(self): return np.zeros(x.shape[0])
+    if x.ndim != 2 or x.shape[1] != self._buffers["W1"].shape[2]:
+        raise ExpoError(f"features must be (candidates, {self._buffers['W1'].shape[2]}), got {tuple(x.shape)}")
+    return summed_predictions({k: v[:len(self)] for k, v in self._buffers.items()}, x, self.block_floats)
 
-    @property
-    def allocated_bytes(self) -> int:
-        "Bytes of the buffers (stored networks plus growth headroom)."
-        return 0 if self._buffers is None else sum(v.numel() for v in self._buffers.values()) * 4
+def _history_predict_each(self, features: np.ndarray) -> np.ndarray:
+    "Per-network predictions (t, c) with a plain Python loop: the reference the batched sum is tested against."
+    return each_network_predictions(self.stacked(), torch.as_tensor(np.asarray(features, dtype=np.float32)))
 
-    def predict_sum(self, features: np.ndarray) -> np.ndarray:
-        "Sum over all stored networks of their predictions for each row of `features`, float64 (c,)."
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
-        if not len(self): return np.zeros(x.shape[0])
-        if x.ndim != 2 or x.shape[1] != self._buffers["W1"].shape[2]:
-            raise ExpoError(f"features must be (candidates, {self._buffers['W1'].shape[2]}), got {tuple(x.shape)}")
-        return summed_predictions({k: v[:len(self)] for k, v in self._buffers.items()}, x, self.block_floats)
-
-    def predict_each(self, features: np.ndarray) -> np.ndarray:
-        "Per-network predictions (t, c) with a plain Python loop: the reference the batched sum is tested against."
-        return each_network_predictions(self.stacked(), torch.as_tensor(np.asarray(features, dtype=np.float32)))
+NetworkHistory.predict_sum, NetworkHistory.predict_each = _history_predict_sum, _history_predict_each
+NetworkHistory.parameter_bytes = property(
+    lambda self: len(self) * sum(v[0].numel() for v in self._buffers.values()) * 4 if len(self) else 0,
+    doc="Bytes held by the stored parameters (float32).")
+NetworkHistory.allocated_bytes = property(
+    lambda self: 0 if self._buffers is None else sum(v.numel() for v in self._buffers.values()) * 4,
+    doc="Bytes of the buffers (stored networks plus growth headroom).")
 
 # %% ../nbs/13_expo_es.ipynb #4a4cffb1
 def candidate_sequences(history: Sequence[Exemplar],  # all records so far
@@ -254,36 +253,31 @@ class ExemplarNetworks(ExemplarTrainingSet):
         score = check_score(score)
         self.networks.append(self.add(self.embed([sequence])[0], score))
 
-    def networks_state(self, networks: bool = True) -> dict:  # networks=False: JSON only; load retrains them
-        "The records (lists) and how many networks are stored, with the networks themselves (numpy) if `networks`."
-        state = {"scores": list(self.scores), "features": [f.tolist() for f in self.features],
-                 "n_networks": len(self.networks)}
-        if networks: state["networks"] = {k: v.numpy().copy() for k, v in self.networks.stacked().items()}
-        return state
+# %% ../nbs/13_expo_es.ipynb #5555d178
+def _networks_state(self, networks: bool = True) -> dict:  # networks=False: JSON only; load retrains them
+    "The records (lists) and how many networks are stored, with the networks themselves (numpy) if `networks`."
+    state = {"scores": list(self.scores), "features": [f.tolist() for f in self.features],
+             "n_networks": len(self.networks)}
+    if networks: state["networks"] = {k: v.numpy().copy() for k, v in self.networks.stacked().items()}
+    return state
 
-    def load_networks_state(self, state: dict) -> None:
-        "Restore `networks_state`; networks not saved are retrained from the records (seeded, so identical)."
-        self.load_records(state)
-        self.networks = NetworkHistory(self.networks.max_networks, self.networks.block_floats)
-        n, kept, saved = len(self.scores), int(state["n_networks"]), state.get("networks")
-        for i in range(kept):   # oldest first, so a capped ring drops the same ones next
-            if saved is not None: self.networks.append({k: torch.as_tensor(v[i]) for k, v in saved.items()})
-            else: self.networks.append(self.fit(n - kept + i + 1))   # network i saw the first n - kept + i + 1 records
+def _load_networks_state(self, state: dict) -> None:
+    "Restore `networks_state`; networks not saved are retrained from the records (seeded, so identical)."
+    self.load_records(state)
+    self.networks = NetworkHistory(self.networks.max_networks, self.networks.block_floats)
+    n, kept, saved = len(self.scores), int(state["n_networks"]), state.get("networks")
+    for i in range(kept):   # oldest first, so a capped ring drops the same ones next
+        if saved is not None: self.networks.append({k: torch.as_tensor(v[i]) for k, v in saved.items()})
+        else: self.networks.append(self.fit(n - kept + i + 1))   # network i saw the first n - kept + i + 1 records
+
+ExemplarNetworks.networks_state, ExemplarNetworks.load_networks_state = _networks_state, _load_networks_state
 
 # %% ../nbs/13_expo_es.ipynb #05b76f7f
 class ExpoEsSelector(ExemplarNetworks):
     "EXPO-ES (Algorithm 2): sample the exemplar sequence by the summed predictions of every past network."
-    def __init__(self, embedder,                       # an Embedder: .embed(texts) -> (n, dim) float32
-                 render: Callable[[ExemplarSequence], str],  # the task's exemplar-block renderer
-                 size: int = 20,                        # L, exemplars in the prompt
-                 pool: int = 30,                        # candidates come from the best min(N, pool) records
-                 n_random: int = 256,                   # random candidates besides the heuristic one
-                 eta: float = 10.0,                     # eta_ES, the paper's value for LR/TSP
-                 hidden: int = 512, epochs: int = 50,   # the exemplar network, as ExemplarNetworks
-                 seed: int = 0,                         # seeds the candidate draws, the sampling and the init
-                 max_networks: int | None = None,       # cap on stored networks (None: exact, keep all)
-                 lr: float = 1e-3,                      # Adam learning rate, as ExemplarNetworks
-                 cache_size: int = 4096):               # embeddings kept by text (least recently used dropped)
+    def __init__(self, embedder, render: Callable[[ExemplarSequence], str], size: int = 20, pool: int = 30,
+                 n_random: int = 256, eta: float = 10.0, hidden: int = 512, epochs: int = 50, seed: int = 0,
+                 max_networks: int | None = None, lr: float = 1e-3, cache_size: int = 4096):
         candidate_sequences([], size, pool, n_random)   # validates size, pool, n_random
         self.eta = check_number("eta", eta, positive=True)
         super().__init__(embedder, render, hidden, epochs, lr, seed, max_networks, cache_size)
@@ -306,36 +300,42 @@ class ExpoEsSelector(ExemplarNetworks):
         self.last_candidates, self.last_scores, self.last_probabilities = candidates, scores, probabilities
         return candidates[pick]
 
-    def tell(self, sequence: ExemplarSequence, score: float) -> None:
-        "Record the score of the prompt that used `sequence`; retrain and store the exemplar network."
-        if not isinstance(sequence, ExemplarSequence):
-            raise ExpoError(f"tell needs the ExemplarSequence that ask returned, got {type(sequence).__name__}")
-        self.learn(sequence, score)
+# %% ../nbs/13_expo_es.ipynb #36ba8597
+def _es_tell(self, sequence: ExemplarSequence, score: float) -> None:
+    "Record the score of the prompt that used `sequence`; retrain and store the exemplar network."
+    if not isinstance(sequence, ExemplarSequence):
+        raise ExpoError(f"tell needs the ExemplarSequence that ask returned, got {type(sequence).__name__}")
+    self.learn(sequence, score)
 
-    @property
-    def parameter_bytes(self) -> int:
-        "Memory held by the stored network parameters."
-        return self.networks.parameter_bytes
+ExpoEsSelector.tell = _es_tell
+ExpoEsSelector.parameter_bytes = property(lambda self: self.networks.parameter_bytes,
+                                          doc="Memory held by the stored network parameters.")
 
-    def state_dict(self, networks: bool = True) -> dict:  # networks=False: JSON only; load retrains them
-        "Everything needed to continue exactly: rng state, training set (lists) and the stored networks (numpy)."
-        return {"kind": type(self).__name__, "rng": self.rng.bit_generator.state, **self.networks_state(networks)}
+# %% ../nbs/13_expo_es.ipynb #5330cdc8
+def _es_summary(self) -> dict:
+    "Records, stored networks, memory, and the last draw's entropy (nats) and heuristic-sequence probability."
+    p = self.last_probabilities
+    return {"records": len(self.scores), "networks": len(self.networks), "parameter_bytes": self.parameter_bytes,
+            "candidates": len(self.last_candidates), **draw_summary(p),
+            "heuristic_probability": float(p[0]) if len(p) else 0.0}
 
-    def load_state_dict(self, state: dict) -> None:
-        "Restore a state from `state_dict` (the next draw is then identical)."
-        self.rng.bit_generator.state = check_saved_kind(self, state)["rng"]
-        self.load_networks_state(state)
+def _es_repr(self):
+    return (f"ExpoEsSelector(L={self.size}, pool={self.pool}, candidates={self.n_random + 1}, eta={self.eta}, "
+            f"{len(self.scores)} records, {len(self.networks)} networks, {self.parameter_bytes / 2**20:.1f} MiB)")
 
-    def summary(self) -> dict:
-        "Records, stored networks, memory, and the last draw's entropy (nats) and heuristic-sequence probability."
-        p = self.last_probabilities
-        return {"records": len(self.scores), "networks": len(self.networks), "parameter_bytes": self.parameter_bytes,
-                "candidates": len(self.last_candidates), **draw_summary(p),
-                "heuristic_probability": float(p[0]) if len(p) else 0.0}
+ExpoEsSelector.summary, ExpoEsSelector.__repr__ = _es_summary, _es_repr
 
-    def __repr__(self):
-        return (f"ExpoEsSelector(L={self.size}, pool={self.pool}, candidates={self.n_random + 1}, eta={self.eta}, "
-                f"{len(self.scores)} records, {len(self.networks)} networks, {self.parameter_bytes / 2**20:.1f} MiB)")
+# %% ../nbs/13_expo_es.ipynb #78af75d0
+def _es_state_dict(self, networks: bool = True) -> dict:  # networks=False: JSON only; load retrains them
+    "Everything needed to continue exactly: rng state, training set (lists) and the stored networks (numpy)."
+    return {"kind": type(self).__name__, "rng": self.rng.bit_generator.state, **self.networks_state(networks)}
+
+def _es_load_state_dict(self, state: dict) -> None:
+    "Restore a state from `state_dict` (the next draw is then identical)."
+    self.rng.bit_generator.state = check_saved_kind(self, state)["rng"]
+    self.load_networks_state(state)
+
+ExpoEsSelector.state_dict, ExpoEsSelector.load_state_dict = _es_state_dict, _es_load_state_dict
 
 # %% ../nbs/13_expo_es.ipynb #271ae212
 def cyclic_rotations(sequence: Sequence[Exemplar]) -> list[ExemplarSequence]:
@@ -346,13 +346,8 @@ def cyclic_rotations(sequence: Sequence[Exemplar]) -> list[ExemplarSequence]:
 # %% ../nbs/13_expo_es.ipynb #4e1b7834
 class RotationEsSelector(ExemplarTrainingSet):
     "EXPO-ES for the bandit task: EXP3 over the K cyclic rotations of the arm order, incremental cumulative sum."
-    def __init__(self, n_arms: int,                    # K, rows in the per-arm summary
-                 eta: float = 10.0,                     # eta_ES (the paper's value for the bandit task)
-                 hidden: int = 512,                     # hidden width of the exemplar network
-                 seed: int = 0,                         # seeds the sampling and the init
-                 embedder=None,                         # Embedder of the rendered block; None: one-hot rotation offset
-                 render: Callable[[ExemplarSequence], str] | None = None,  # the task's renderer (with embedder)
-                 epochs: int = 50, lr: float = 1e-3):   # training, as ExemplarTrainingSet
+    def __init__(self, n_arms: int, eta: float = 10.0, hidden: int = 512, seed: int = 0, embedder=None,
+                 render: Callable[[ExemplarSequence], str] | None = None, epochs: int = 50, lr: float = 1e-3):
         self.n_arms, self.eta = check_int("n_arms", n_arms, low=2), check_number("eta", eta, positive=True)
         if (embedder is None) != (render is None):
             raise ExpoError("give both embedder and render (embed the rendered block) or neither (one-hot rotations)")
@@ -377,34 +372,41 @@ class RotationEsSelector(ExemplarTrainingSet):
         self.last_pool = pool
         return cyclic_rotations(pool)[sample_arm(self.probabilities, self.rng)]
 
-    def tell(self, sequence: ExemplarSequence, score: float) -> None:
-        "Record the score of the rotation used; retrain and add its predictions for all K rotations."
-        rotations = cyclic_rotations(self.last_pool or ())
-        if not isinstance(sequence, ExemplarSequence) or sequence not in rotations:
-            raise ExpoError("tell needs the sequence returned by the last ask (a rotation of its summary rows)")
-        score, features = check_score(score), self._features(rotations)
-        params = self.add(features[rotations.index(sequence)], score)
-        self.cumulative_scores += network_predictions(params, torch.as_tensor(features))   # all K rotations
+# %% ../nbs/13_expo_es.ipynb #34dd7ce0
+def _rotation_tell(self, sequence: ExemplarSequence, score: float) -> None:
+    "Record the score of the rotation used; retrain and add its predictions for all K rotations."
+    rotations = cyclic_rotations(self.last_pool or ())
+    if not isinstance(sequence, ExemplarSequence) or sequence not in rotations:
+        raise ExpoError("tell needs the sequence returned by the last ask (a rotation of its summary rows)")
+    score, features = check_score(score), self._features(rotations)
+    params = self.add(features[rotations.index(sequence)], score)
+    self.cumulative_scores += network_predictions(params, torch.as_tensor(features))   # all K rotations
 
-    def state_dict(self, networks: bool = True) -> dict:  # networks: ignored (none are stored), as ExpoEsSelector
-        "Rng state, cumulative scores and training set, as JSON types (save between iterations, after tell)."
-        return {"kind": type(self).__name__, "rng": self.rng.bit_generator.state,
-                "cumulative_scores": self.cumulative_scores.tolist(),
-                "features": [f.tolist() for f in self.features], "scores": list(self.scores)}
+RotationEsSelector.tell = _rotation_tell
 
-    def load_state_dict(self, state: dict) -> None:
-        "Restore a state from `state_dict` (the next draw is then identical; the next call must be ask)."
-        if len(check_saved_kind(self, state)["cumulative_scores"]) != self.n_arms:
-            raise ExpoError(f"saved state has {len(state['cumulative_scores'])} rotations, this selector {self.n_arms}")
-        self.rng.bit_generator.state, self.last_pool = state["rng"], None
-        self.cumulative_scores = np.asarray(state["cumulative_scores"], dtype=np.float64).copy()
-        self.load_records(state)
+# %% ../nbs/13_expo_es.ipynb #56c71b7e
+def _rotation_state_dict(self, networks: bool = True) -> dict:  # networks: ignored (none are stored), as ExpoEsSelector
+    "Rng state, cumulative scores and training set, as JSON types (save between iterations, after tell)."
+    return {"kind": type(self).__name__, "rng": self.rng.bit_generator.state,
+            "cumulative_scores": self.cumulative_scores.tolist(),
+            "features": [f.tolist() for f in self.features], "scores": list(self.scores)}
 
-    def summary(self) -> dict:
-        "Records, the entropy (nats) of the rotation distribution and its most likely rotation offset."
-        p = self.probabilities
-        return {"records": len(self.scores), "rotations": self.n_arms, **draw_summary(p),
-                "top_rotation": int(np.argmax(p)), "top_probability": float(p.max())}
+def _rotation_load_state_dict(self, state: dict) -> None:
+    "Restore a state from `state_dict` (the next draw is then identical; the next call must be ask)."
+    if len(check_saved_kind(self, state)["cumulative_scores"]) != self.n_arms:
+        raise ExpoError(f"saved state has {len(state['cumulative_scores'])} rotations, this selector {self.n_arms}")
+    self.rng.bit_generator.state, self.last_pool = state["rng"], None
+    self.cumulative_scores = np.asarray(state["cumulative_scores"], dtype=np.float64).copy()
+    self.load_records(state)
+
+def _rotation_summary(self) -> dict:
+    "Records, the entropy (nats) of the rotation distribution and its most likely rotation offset."
+    p = self.probabilities
+    return {"records": len(self.scores), "rotations": self.n_arms, **draw_summary(p),
+            "top_rotation": int(np.argmax(p)), "top_probability": float(p.max())}
+
+RotationEsSelector.state_dict, RotationEsSelector.load_state_dict = _rotation_state_dict, _rotation_load_state_dict
+RotationEsSelector.summary = _rotation_summary
 
 # %% ../nbs/13_expo_es.ipynb #a24b878d
 def check_exemplar_embedding(embedding,                   # the exemplar block's embedding
@@ -447,25 +449,32 @@ class ExemplarInputExpoSelector(ExpoSelector):
             self.cumulative_scores += self.last_predictions; self._pending = False
         return super().ask()
 
-    def tell(self, arm: int, score: float) -> None:
-        "Record the score of (arm, the exemplar block the last ask saw) and retrain the network on all records."
-        arm, score = check_feedback(self.domain, arm, score)
-        if self.last_context is None: raise ExpoError("tell needs a preceding ask (it records the context ask saw)")
-        self.history.append((arm, score)); self.exemplar_embeddings.append(self.last_context)
-        self._fit(); self._pending = True
+# %% ../nbs/13_expo_es.ipynb #bcac694a
+def _context_tell(self, arm: int, score: float) -> None:
+    "Record the score of (arm, the exemplar block the last ask saw) and retrain the network on all records."
+    arm, score = check_feedback(self.domain, arm, score)
+    if self.last_context is None: raise ExpoError("tell needs a preceding ask (it records the context ask saw)")
+    self.history.append((arm, score)); self.exemplar_embeddings.append(self.last_context)
+    self._fit(); self._pending = True
 
-    def _fit(self) -> None:   # on [g(D); g(I); e] of every told record
-        arms, scores = zip(*self.history)
-        self.estimator.fit(np.hstack([self.domain.features(arms), np.stack(self.exemplar_embeddings)]), list(scores))
+def _context_fit(self) -> None:   # on [g(D); g(I); e] of every told record
+    arms, scores = zip(*self.history)
+    self.estimator.fit(np.hstack([self.domain.features(arms), np.stack(self.exemplar_embeddings)]), list(scores))
 
-    def state_dict(self) -> dict:
-        "ExpoSelector's JSON state plus the exemplar embeddings and whether a network awaits its first ask."
-        return {**super().state_dict(), "exemplar_embeddings": [e.tolist() for e in self.exemplar_embeddings],
-                "pending": self._pending}
+ExemplarInputExpoSelector.tell, ExemplarInputExpoSelector._fit = _context_tell, _context_fit
 
-    def load_state_dict(self, state: dict) -> None:
-        "Restore a saved state (the next call must be ask); a pending network is retrained (seeded, so identical)."
-        super().load_state_dict(state)
-        self.exemplar_embeddings = [np.asarray(e, dtype=np.float32) for e in state["exemplar_embeddings"]]
-        self._pending, self.last_context = bool(state["pending"]), None
-        if self._pending: self._fit()
+# %% ../nbs/13_expo_es.ipynb #be09521e
+def _context_state_dict(self) -> dict:
+    "ExpoSelector's JSON state plus the exemplar embeddings and whether a network awaits its first ask."
+    saved = super(ExemplarInputExpoSelector, self).state_dict()
+    return {**saved, "exemplar_embeddings": [e.tolist() for e in self.exemplar_embeddings], "pending": self._pending}
+
+def _context_load_state_dict(self, state: dict) -> None:
+    "Restore a saved state (the next call must be ask); a pending network is retrained (seeded, so identical)."
+    super(ExemplarInputExpoSelector, self).load_state_dict(state)
+    self.exemplar_embeddings = [np.asarray(e, dtype=np.float32) for e in state["exemplar_embeddings"]]
+    self._pending, self.last_context = bool(state["pending"]), None
+    if self._pending: self._fit()
+
+ExemplarInputExpoSelector.state_dict = _context_state_dict
+ExemplarInputExpoSelector.load_state_dict = _context_load_state_dict
