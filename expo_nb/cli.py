@@ -14,7 +14,7 @@ import typer
 
 from .config import PRESETS, RunConfig, get_preset
 from .core import ExpoError
-from .methods import METHODS
+from .methods import FIXED_PROMPT_METHOD, METHODS
 
 # %% auto #0
 __all__ = ['app', 'LLM', 'EMBEDDER', 'METHOD', 'DOMAIN', 'CACHE', 'SCORE_SCALE', 'REPHRASER', 'REPHRASE_STYLE', 'THREADS',
@@ -114,8 +114,8 @@ def _print_summary(summary: dict, out: Path) -> None:
 def _fixed_prompt(prompt_from: Path | None, method: str | None) -> dict | None:
     "The fixed prompt of --prompt-from (which runs method opro), or None; a one-line error for a clash."
     if prompt_from is None: return None
-    if method not in (None, "opro"):
-        fail(f"--prompt-from reruns method opro with a finished run's prompt; drop --method {method}")
+    if method not in (None, FIXED_PROMPT_METHOD):
+        fail(f"--prompt-from reruns method {FIXED_PROMPT_METHOD} with a finished run's prompt; drop --method {method}")
     try: return fixed_prompt_from(prompt_from)
     except ExpoError as error: fail(str(error))
 
@@ -149,7 +149,7 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
     fixed = _fixed_prompt(prompt_from, method)
     temperature_list = _numbers(temperatures, "--temperatures")
     samples = samples if samples is not None or not temperature_list else len(temperature_list)
-    config = _config(preset, llm=llm, embedder=embedder, method="opro" if fixed else method, seed=seed,
+    config = _config(preset, llm=llm, embedder=embedder, method=FIXED_PROMPT_METHOD if fixed else method, seed=seed,
                      iterations=iterations, samples=samples, eta=eta, domain=domain, cache=cache,
                      input_projection=input_projection, score_scale=_score_scale(score_scale), rephraser=rephraser,
                      rephrase_style=rephrase_style, env_seed=env_seed, temperatures=temperature_list,

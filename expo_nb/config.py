@@ -13,7 +13,7 @@ import numpy as np
 
 from .core import ExpoError, check_choice, check_int, check_number, is_number
 from .domain import REPHRASE_STYLES
-from .methods import METHODS
+from .methods import FIXED_PROMPT_METHOD, METHODS
 from .tasks import DEFAULT_SCORE_SCALE, FALLBACKS, resolve_score_scale
 
 # %% auto #0
@@ -81,8 +81,8 @@ def _validate_models_and_prompts(config) -> None:
                                                     for k in ("description", "instruction"))
         if not texts_ok:
             raise ExpoError("fixed_prompt must hold non-empty 'description' and 'instruction' texts")
-        if config.method != "opro":
-            raise ExpoError(f"fixed_prompt is for method 'opro', not {config.method!r}")
+        if config.method != FIXED_PROMPT_METHOD:
+            raise ExpoError(f"fixed_prompt is for method {FIXED_PROMPT_METHOD!r}, not {config.method!r}")
     if not isinstance(config.estimator, dict):
         raise ExpoError("estimator must be a dict of EstimatorConfig fields")
     from expo_nb.estimator import EstimatorConfig

@@ -17,8 +17,9 @@ from .estimator import EstimatorConfig
 from .exp3 import ExpoSelector
 
 # %% auto #0
-__all__ = ['ARM_SETS', 'METHODS', 'SelectorInputs', 'expo_arms', 'fixed_arm', 'random_arms', 'neuralucb_arms', 'exemplar_context',
-           'exemplar_input_arms', 'expo_es_exemplars', 'Method', 'get_method', 'restrict_arms', 'method_table']
+__all__ = ['ARM_SETS', 'METHODS', 'FIXED_PROMPT_METHOD', 'SelectorInputs', 'expo_arms', 'fixed_arm', 'random_arms',
+           'neuralucb_arms', 'exemplar_context', 'exemplar_input_arms', 'expo_es_exemplars', 'Method', 'get_method',
+           'restrict_arms', 'method_table']
 
 # %% ../nbs/15_methods.ipynb #808ec144
 @dataclass
@@ -121,6 +122,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("expo-exemplar-input", "EXPO, exemplars as input", "EXPO whose network also sees the exemplar block",
            "grid", exemplar_input_arms),
 )}
+FIXED_PROMPT_METHOD = "opro"   # the method that plays one given prompt, e.g. the one an EXPO run ended on (Fig. 8)
 
 # %% ../nbs/15_methods.ipynb #2def7c9c
 def get_method(name: str) -> Method:

@@ -222,6 +222,7 @@ class BanditRules(BanditGame, Task):
 class BanditPrompts(BanditRules):
     "The two-message meta-prompt of the bandit task: D and I, then the summary and the answer question."
     answer_question = BANDIT_QUESTION
+    exemplar_search = "order"        # EXPO-ES orders the fixed per-button rows (rotations, 13_expo_es)
 
     def meta_prompt(self, description, instruction, exemplars: ExemplarSequence | None = None) -> MetaPrompt:
         "D and I (system part) and the summary followed by the fixed answer question (user part)."

@@ -247,6 +247,7 @@ class TaskHistory(TaskProblem):
 # %% ../nbs/20_tasks.ipynb #6bf92922
 class TaskPrompts(TaskHistory):
     "What a task shows the agent (exemplars, meta-prompt) and its history saved as JSON."
+    exemplar_search = "subset"       # EXPO-ES picks which exemplars of the history to show, and their order
     def default_exemplars(self) -> ExemplarSequence: return ExemplarSequence.top(self.history, self.top_k)
 
     def meta_prompt(self, description: TaskDescription | str, instruction: MetaInstruction | str,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: install, check that notebooks and library are in sync and clean, then pytest
+# The whole test suite: install, check that notebooks and library are in sync and clean, lint (ruff) and the
+# readability gates, then pytest
 # (unit tests, every notebook as one test in its own subprocess, the HTTP boundary, and the CI-kept
 # end-to-end run on the embedded local LLM).
 set -euo pipefail
@@ -19,6 +20,12 @@ if [ -n "$(git status --porcelain -- expo_nb nbs)" ]; then
   echo "FAILED: nbdev_clean/nbdev_export changed files: run them and commit the result" >&2
   exit 1
 fi
+
+echo "== ruff: pyflakes, pycodestyle, import order, 120 columns (it reads the notebooks too)"
+ruff check expo_nb nbs tests tools benchmarks
+
+echo "== readability gates of the literate source (tools/code_metrics.py)"
+python tools/code_metrics.py
 
 echo "== pytest"
 set +e
