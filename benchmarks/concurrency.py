@@ -1,9 +1,13 @@
 "Concurrency of OpenAIChat: 8 requests to a server with 200 ms latency, serial vs one concurrent complete()."
-import json, os, time
+import json
+import os
+import time
 from pathlib import Path
+
 from expo_nb.core import ChatRequest
 from expo_nb.llm import OpenAIChat
 from expo_nb.testing import FakeOpenAIServer
+
 
 def main(delay=0.2, n=8):
     os.environ.setdefault("EXPO_NB_BENCH_KEY", "sk-bench")

@@ -12,7 +12,11 @@ embedder so no model is loaded. Prints a table and writes benchmarks/results/exp
 
 usage: python benchmarks/expo_es.py [--threads 1] [--networks 300] [--repeats 3]
 """
-import argparse, json, os, platform, time
+import argparse
+import json
+import os
+import platform
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +54,14 @@ def loop_sum(history, x):
     buffers, total = history._buffers, torch.zeros(x.shape[0], dtype=torch.float64)
     with torch.no_grad():
         for i in range(len(history)):
-            total += (torch.relu(xt @ buffers["W1"][i].T + buffers["b1"][i]) @ buffers["w2"][i] + buffers["b2"][i]).double()
+            total += (torch.relu(xt @ buffers["W1"][i].T + buffers["b1"][i]) @ buffers["w2"][i]
+                      + buffers["b2"][i]).double()
     return total.numpy()
 
 
 def measure(dimension, networks, hidden, repeats):
-    es = ExpoEsSelector(RandomEmbedder(dimension), render, size=20, pool=30, n_random=256, eta=10.0, hidden=hidden, seed=0)
+    es = ExpoEsSelector(RandomEmbedder(dimension), render, size=20, pool=30, n_random=256, eta=10.0, hidden=hidden,
+                        seed=0)
     gen = torch.Generator().manual_seed(0)
     for _ in range(networks):   # random stored networks: same cost as trained ones, no 300 trainings needed
         es.networks.append({"W1": torch.randn(hidden, dimension, generator=gen) / dimension ** 0.5,
@@ -80,7 +86,8 @@ def measure(dimension, networks, hidden, repeats):
         start = time.perf_counter(); es.tell(pick, 0.5); tells.append(time.perf_counter() - start)
     tell_s = min(tells)
     return {"dimension": dimension, "networks": networks, "hidden": hidden, "candidates": len(candidates),
-            "ask_s": ask_s, "tell_s": tell_s, "batched_s": batched_s, "loop_s": loop_s, "loop_over_batched": loop_s / batched_s,
+            "ask_s": ask_s, "tell_s": tell_s, "batched_s": batched_s, "loop_s": loop_s,
+            "loop_over_batched": loop_s / batched_s,
             "max_abs_diff": max_diff, "parameter_bytes": parameter_bytes,
             "parameter_mib": parameter_bytes / 2**20}
 
@@ -91,15 +98,19 @@ def main():
     parser.add_argument("--networks", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shapes", nargs="+", default=["384x512", "3072x512", "64x32"],
-                        help="DIMENSIONxHIDDEN; the last default is a tiny network where per-network overhead dominates")
+                        help="DIMENSIONxHIDDEN; the last default is a tiny network where per-network overhead "
+                             "dominates")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [measure(int(d), args.networks, int(h), args.repeats) for d, h in (shape.split("x") for shape in args.shapes)]
+    shapes = (shape.split("x") for shape in args.shapes)
+    rows = [measure(int(d), args.networks, int(h), args.repeats) for d, h in shapes]
     print(f"EXPO-ES ask() cost, {args.networks} stored networks, torch threads={args.threads}, best of {args.repeats}")
-    print(f"{'dim':>5} {'hidden':>6} {'cands':>5} {'ask() s':>8} {'tell() s':>8} {'batched s':>9} {'loop s':>8} {'loop/batched':>12} {'params MiB':>10} {'max|diff|':>10}")
+    print(f"{'dim':>5} {'hidden':>6} {'cands':>5} {'ask() s':>8} {'tell() s':>8} {'batched s':>9} {'loop s':>8} "
+          f"{'loop/batched':>12} {'params MiB':>10} {'max|diff|':>10}")
     for r in rows:
-        print(f"{r['dimension']:>5} {r['hidden']:>6} {r['candidates']:>5} {r['ask_s']:>8.3f} {r['tell_s']:>8.3f} {r['batched_s']:>9.3f} {r['loop_s']:>8.3f} "
-              f"{r['loop_over_batched']:>12.2f} {r['parameter_mib']:>10.1f} {r['max_abs_diff']:>10.2e}")
+        print(f"{r['dimension']:>5} {r['hidden']:>6} {r['candidates']:>5} {r['ask_s']:>8.3f} {r['tell_s']:>8.3f} "
+              f"{r['batched_s']:>9.3f} {r['loop_s']:>8.3f} {r['loop_over_batched']:>12.2f} {r['parameter_mib']:>10.1f} "
+              f"{r['max_abs_diff']:>10.2e}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"benchmark": "expo_es", "torch": torch.__version__, "threads": args.threads,
                                    "machine": f"{platform.machine()} {os.cpu_count()} cpus (shared)",

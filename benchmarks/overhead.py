@@ -20,10 +20,17 @@ with text-embedding-3-large) and t told points of history, measure in a fresh pr
 Embeddings are random unit vectors and scores random (values do not change the cost).
 Prints a table and writes benchmarks/results/overhead.json (a list of rows).
 
-usage: python benchmarks/overhead.py [--threads 2] [--epochs 50] [--repeats 2] [--sizes 11 101 301] [--histories 10 50 100 300]
-                                    [--projections domain none]
+usage: python benchmarks/overhead.py [--threads 2] [--epochs 50] [--repeats 2] [--sizes 11 101 301]
+                                    [--histories 10 50 100 300] [--projections domain none]
 """
-import argparse, json, os, platform, resource, subprocess, sys, time
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,18 +49,21 @@ def best_ms(fn, repeats):
 def one_row(k, t, epochs, threads, repeats, projection):
     "Measure one (k, t) configuration in this process."
     import torch
+
     from expo_nb.core import PromptDomain, make_rng
     from expo_nb.estimator import EstimatorConfig, ScoreEstimator
     from expo_nb.exp3 import ExpoSelector
     torch.set_num_threads(threads)
     rng = make_rng(0)
-    unit = lambda n: (lambda e: (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32))(rng.normal(size=(n, 3072)))
+    unit = lambda n: (lambda e: (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32))(
+        rng.normal(size=(n, 3072)))
     domain = PromptDomain([f"D{i}" for i in range(k)], [f"I{j}" for j in range(k)], unit(k), unit(k))
     config = EstimatorConfig(epochs=epochs, input_projection=projection)
     arms, scores = rng.integers(0, domain.n_arms, size=t), rng.uniform(size=t)
     features = domain.features(arms)
     estimator = ScoreEstimator(config)
-    ScoreEstimator(EstimatorConfig(epochs=1)).fit(features, scores).predict_domain(domain)   # warm-up: torch's lazy init
+    # warm-up: torch's lazy init
+    ScoreEstimator(EstimatorConfig(epochs=1)).fit(features, scores).predict_domain(domain)
     estimator.fit(features, scores, domain=domain)   # the span bases are computed once per domain, not per iteration
     fit_ms = best_ms(lambda: estimator.fit(features, scores, domain=domain), repeats)
     predict_ms = best_ms(lambda: estimator.predict_domain(domain), repeats)
@@ -62,8 +72,9 @@ def one_row(k, t, epochs, threads, repeats, projection):
            "first_layer_inputs": estimator.network[0].in_features, "epochs": epochs, "threads": threads,
            "repeats": repeats, "fit_ms": fit_ms, "predict_domain_ms": predict_ms}
     if k <= 101:
-        naive_predict = lambda: np.concatenate([estimator.predict(domain.features(range(s, min(s + 4096, domain.n_arms))))
-                                                for s in range(0, domain.n_arms, 4096)])
+        naive_predict = lambda: np.concatenate(
+            [estimator.predict(domain.features(range(s, min(s + 4096, domain.n_arms))))
+             for s in range(0, domain.n_arms, 4096)])
         row["naive_predict_ms"] = best_ms(naive_predict, repeats)
         naive = naive_predict()
         row["factorized_speedup"] = row["naive_predict_ms"] / predict_ms
@@ -98,16 +109,20 @@ def main():
         k, t, projection = args.one
         print(json.dumps(one_row(int(k), int(t), args.epochs, args.threads, args.repeats, projection))); return
     rows = []
-    header = f"{'inputs':>7} {'k x k':>9} {'t':>4} {'fit ms':>8} {'pred ms':>8} {'naive ms':>9} {'speedup':>8} {'tell ms':>8} {'ask ms':>7} {'ms/iter':>8} {'peak MB':>8}"
+    header = (f"{'inputs':>7} {'k x k':>9} {'t':>4} {'fit ms':>8} {'pred ms':>8} {'naive ms':>9} {'speedup':>8} "
+              f"{'tell ms':>8} {'ask ms':>7} {'ms/iter':>8} {'peak MB':>8}")
     print(header); print("-" * len(header))
     for projection, k, t in ((p, k, t) for p in args.projections for k in args.sizes for t in args.histories):
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        out = subprocess.run([sys.executable, __file__, "--one", str(k), str(t), projection, "--epochs", str(args.epochs),
-                              "--threads", str(args.threads), "--repeats", str(args.repeats)], capture_output=True, text=True, env=env, check=True)
+        command = [sys.executable, __file__, "--one", str(k), str(t), projection, "--epochs", str(args.epochs),
+                   "--threads", str(args.threads), "--repeats", str(args.repeats)]
+        out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1]); rows.append(row)
-        naive = f"{row['naive_predict_ms']:9.0f} {row['factorized_speedup']:7.0f}x" if "naive_predict_ms" in row else f"{'-':>9} {'-':>8}"
-        print(f"{projection:>7} {k:>4} x{k:<4} {t:>4} {row['fit_ms']:8.0f} {row['predict_domain_ms']:8.1f} {naive} {row['tell_ms']:8.0f}"
-              f" {row['ask_ms']:7.2f} {row['ms_per_iteration']:8.0f} {row['peak_mb']:8.0f}", flush=True)
+        naive = (f"{row['naive_predict_ms']:9.0f} {row['factorized_speedup']:7.0f}x" if "naive_predict_ms" in row
+                 else f"{'-':>9} {'-':>8}")
+        print(f"{projection:>7} {k:>4} x{k:<4} {t:>4} {row['fit_ms']:8.0f} {row['predict_domain_ms']:8.1f} {naive}"
+              f" {row['tell_ms']:8.0f} {row['ask_ms']:7.2f} {row['ms_per_iteration']:8.0f} {row['peak_mb']:8.0f}",
+              flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
             "torch_threads": args.threads, "python": platform.python_version()}

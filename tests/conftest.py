@@ -1,4 +1,5 @@
-import os, pytest
+import pytest
+
 
 @pytest.fixture(autouse=True)
 def _no_real_endpoint(monkeypatch):

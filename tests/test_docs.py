@@ -1,16 +1,24 @@
 """The offline docs site (tools/docs.py) without a browser: every notebook becomes a page, nbdev's directives and
 hidden cells stay out, exported symbols get their signature with every parameter's docment, broken links fail the
 build; and the README is the index notebook. The browser checks are in test_docs_browser.py."""
-import inspect, json, re, subprocess, sys, time
+import inspect
+import json
+import re
+import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
+
 import pytest
 from fastcore.docments import docments
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-try: import docs
-finally: sys.path.pop(0)
+try:
+    import docs
+finally:
+    sys.path.pop(0)
 
 
 class Refs(HTMLParser):
@@ -72,7 +80,7 @@ def test_exported_symbols_are_documented_from_the_code_with_every_docment():
     for cell in raw_cells("12_exp3"):
         src = "".join(cell["source"])
         if cell["cell_type"] == "code" and re.match(r"#\|\s*(hide|export|default_exp)\b", src):
-            body = "\n".join(l for l in src.splitlines() if not l.startswith("#|")).strip()
+            body = "\n".join(line for line in src.splitlines() if not line.startswith("#|")).strip()
             if len(body) > 40: assert body not in page, f"a hidden or exported cell shows its source:\n{body[:200]}"
     assert "ExpoSelector" in names and "ExpoSelector.tell" in names
     doc = page.split("### ExpoSelector {", 1)[1].split("#### ExpoSelector.", 1)[0]
@@ -135,8 +143,10 @@ def test_a_broken_internal_link_fails_the_build(tmp_path):
 def test_readme_is_generated_from_the_index_notebook():
     "README.md is tools/readme.py's rendering of nbs/index.ipynb, and it states the two commands."
     sys.path.insert(0, str(ROOT / "tools"))
-    try: import readme
-    finally: sys.path.pop(0)
+    try:
+        import readme
+    finally:
+        sys.path.pop(0)
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert text == readme.render(), "README.md is stale: run python tools/readme.py"
     assert "bash tools/main.sh" in text and "bash tools/test.sh" in text

@@ -5,9 +5,17 @@ The browser is driven over the DevTools protocol on a pipe (`--remote-debugging-
 needed. `.ci/run` installs Debian's `chromium`; without a browser these tests skip and say so. Screenshots of the
 home page and of 12_exp3 are kept in `_docs/screenshots/` for review.
 """
-import base64, json, os, select, shutil, subprocess, sys, time
+import base64
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,9 +1,10 @@
 """Every figure of the paper is a command (index notebook's table): each runs end to end for one iteration on the
 scripted model, and bad values get a one-line error with nothing written."""
 import json
-from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
+
 from expo_nb.cli import app
 from expo_nb.runner import read_log
 

@@ -2,7 +2,10 @@
 OpenAI-compatible server, damaged or unusable cache files, and megabytes of adversarial text for the reply
 parsers. Each case must end in a one-line ExpoError (or a clean invalid parse), never in a traceback, a wrong
 value in the cache or a parse that takes minutes. The servers are real local HTTP servers (offline)."""
-import json, sqlite3, threading, time
+import json
+import sqlite3
+import threading
+import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 

@@ -1,8 +1,13 @@
 """The installed library works outside the notebooks: every exported module imports in a fresh interpreter,
 none needs nbdev/fastcore at run time, and the layering rule holds (a module imports only modules of
 lower-numbered notebooks)."""
-import ast, json, re, subprocess, sys
+import ast
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +30,8 @@ def test_every_module_comes_from_a_notebook():
 
 @pytest.mark.parametrize("module", MODULES)
 def test_imports_in_fresh_interpreter(module, tmp_path):
-    code = f"import sys, expo_nb.{module}; bad = [m for m in ('fastcore', 'nbdev', 'execnb') if m in sys.modules]; print(bad)"
+    code = (f"import sys, expo_nb.{module}; "
+            "bad = [m for m in ('fastcore', 'nbdev', 'execnb') if m in sys.modules]; print(bad)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]", f"expo_nb.{module} pulls in a dev-only package at run time: {proc.stdout}"
@@ -47,4 +53,5 @@ def test_layering():
     order = notebook_of_module()
     for mod, number in order.items():
         for dep in imported_expo_modules(LIB / f"{mod}.py") & set(order):
-            assert order[dep] < number, f"{mod} (notebook {number}) imports {dep} (notebook {order[dep]}): lower numbers only"
+            assert order[dep] < number, (f"{mod} (notebook {number}) imports {dep} (notebook {order[dep]}): "
+                                         "lower numbers only")

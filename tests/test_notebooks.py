@@ -1,6 +1,9 @@
 """Every notebook is one pytest item, executed top to bottom by `nbdev_test` in its own subprocess."""
-import os, subprocess, sys
+import os
+import subprocess
+import sys
 from pathlib import Path
+
 import pytest
 
 NBS = Path(__file__).resolve().parents[1] / "nbs"

@@ -1,16 +1,21 @@
 """The reproduction runs at the paper's protocol (nbs/results/paper, made by tools/repro.sh, read by notebooks
 40-43): each committed run is complete and consistent with the protocol, and one run of each task replays from
 its committed response cache to the identical log on any machine (no model is loaded: every reply is cached)."""
-import json, math, shutil
+import json
+import math
+import shutil
 from pathlib import Path
+
 import pytest
+
 from expo_nb.core import PromptDomain
 from expo_nb.runner import RunConfig, read_log, run
 
 ROOT = Path(__file__).resolve().parents[1] / "nbs" / "results" / "paper"
 RUNS = sorted(p.parent for p in ROOT.glob("**/seed-*/summary.json"))
 # group -> (preset task, task settings, iterations, samples, eta)
-PROTOCOL = {"linreg": ("linreg", {"w": 2, "b": 30}, 50, 8, 100.0), "linreg2": ("linreg", {"w": 36, "b": -1}, 50, 8, 100.0),
+PROTOCOL = {"linreg": ("linreg", {"w": 2, "b": 30}, 50, 8, 100.0),
+            "linreg2": ("linreg", {"w": 36, "b": -1}, 50, 8, 100.0),
             "tsp10": ("tsp", {"n": 10}, 100, 8, 100.0),
             "bandit-hard": ("bandit", {"instance": "hard"}, 100, 1, 10.0),
             "bandit-easy": ("bandit", {"instance": "easy"}, 100, 1, 10.0),
@@ -31,22 +36,25 @@ def test_run_follows_the_protocol(run_dir):
     group = run_dir.relative_to(ROOT).parts[0]
     config = RunConfig.from_json((run_dir / "config.json").read_text())
     task, settings, iterations, samples, eta = PROTOCOL[group]
-    assert (config.task, config.task_settings, config.iterations, config.samples, config.eta) == (task, settings, iterations, samples, eta)
+    assert ((config.task, config.task_settings, config.iterations, config.samples, config.eta)
+            == (task, settings, iterations, samples, eta))
     assert (config.llm, config.embedder, config.seed_streams) == ("local:qwen1.5b", "local:minilm", True)
     assert run_dir.name == f"seed-{config.seed}" and run_dir.parent.name == config.method
     if config.method not in ONE_ARM:
-        assert config.domain == f"nbs/results/paper/domains/{run_dir.relative_to(ROOT).parts[0].split('/')[0]}/domain.json"
+        assert config.domain == f"nbs/results/paper/domains/{group}/domain.json"  # group: the first path part
     records = read_log(run_dir / "log.jsonl", repair=False)
     assert [r["iteration"] for r in records] == list(range(iterations))
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["iterations"] == iterations and math.isclose(summary["final_metric"], records[-1]["metric"], abs_tol=1e-12)
+    assert (summary["iterations"] == iterations
+            and math.isclose(summary["final_metric"], records[-1]["metric"], abs_tol=1e-12))
     assert set(p.name for p in run_dir.iterdir()) <= {"config.json", "log.jsonl", "summary.json", "cache.sqlite"}
 
 def _one_per_task(runs):
     chosen = {}
     for run_dir in runs:
         group = run_dir.relative_to(ROOT).parts[0]
-        if (run_dir / "cache.sqlite").exists() and run_dir.parent.name in ("expo", "opro"): chosen.setdefault(group, run_dir)
+        if (run_dir / "cache.sqlite").exists() and run_dir.parent.name in ("expo", "opro"):
+            chosen.setdefault(group, run_dir)
     return sorted(chosen.values())
 
 @pytest.mark.parametrize("run_dir", _one_per_task(RUNS), ids=ids(_one_per_task(RUNS)))

@@ -1,9 +1,12 @@
 """The committed reproduction runs (nbs/results/repro, read by notebooks 40-43) are complete, self-consistent
 and were made with the documented budget: quick presets (4 x 4 domain, 8 iterations, 4 samples; bandit 20
 steps), local Qwen2.5-Coder-1.5B and MiniLM embeddings, seeds 0 and 1."""
-import json, math
+import json
+import math
 from pathlib import Path
+
 import pytest
+
 from expo_nb.core import PromptDomain
 from expo_nb.plots import load_runs
 from expo_nb.runner import RunConfig
@@ -23,7 +26,8 @@ METHODS = {"linreg": ["expo", "expo-es", "opro", "opro-enhanced", "expo-d-only",
 
 def test_there_are_committed_runs():
     assert (ROOT / "linreg" / "expo").is_dir(), f"no committed EXPO linear-regression runs under {ROOT}"
-    expected = {f"{group}/{method}/seed-{seed}" for group, methods in METHODS.items() for method in methods for seed in (0, 1)}
+    expected = {f"{group}/{method}/seed-{seed}" for group, methods in METHODS.items() for method in methods
+                for seed in (0, 1)}
     found = {str(p.relative_to(ROOT)) for p in RUNS}
     assert expected <= found, f"runs the reproduction notebooks read are missing: {sorted(expected - found)}"
 
@@ -34,7 +38,8 @@ def test_run_is_complete_and_consistent(run_dir):
     task, settings, iterations, samples, eta = GROUPS[group]
     assert (config.task, config.task_settings, config.method) == (task, settings, method)
     assert (config.iterations, config.samples, config.eta, config.eta_es) == (iterations, samples, eta, 10.0)
-    assert (config.llm, config.embedder, config.k_descriptions, config.k_instructions) == ("local:qwen1.5b", "local:minilm", 3, 3)
+    assert ((config.llm, config.embedder, config.k_descriptions, config.k_instructions)
+            == ("local:qwen1.5b", "local:minilm", 3, 3))
     assert seed_name == f"seed-{config.seed}" and config.seed in (0, 1)
     files = {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
     assert files == KEEP, f"only the compact files are committed, found {sorted(files ^ KEEP)}"
@@ -42,10 +47,12 @@ def test_run_is_complete_and_consistent(run_dir):
     df = load_runs([run_dir])
     assert list(df["iteration"]) == list(range(iterations))
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert (summary["task"], summary["method"], summary["seed"], summary["iterations"]) == (task, method, config.seed, iterations)
+    assert ((summary["task"], summary["method"], summary["seed"], summary["iterations"])
+            == (task, method, config.seed, iterations))
     assert math.isclose(summary["final_metric"], df["metric"].iloc[-1], rel_tol=0, abs_tol=1e-12)
     assert summary["arms_used"] == df["arm"].nunique()
-    assert summary["prompt_tokens"] == df["prompt_tokens"].sum() and summary["completion_tokens"] == df["completion_tokens"].sum()
+    assert (summary["prompt_tokens"] == df["prompt_tokens"].sum()
+            and summary["completion_tokens"] == df["completion_tokens"].sum())
     steps = df["metric"].diff().dropna()
     if task == "bandit": assert (steps >= -1e-12).all(), "cumulative regret never decreases"
     else: assert (steps <= 1e-12).all(), "the best-so-far metric never increases"
@@ -63,4 +70,5 @@ def _check_exemplar_lengths(df):
     "EXPO-ES shows the whole history until it exceeds the sequence size (20), then sequences of that size."
     lengths = df["n_exemplars"].astype(int)
     history = lengths.iloc[0] + df["n_new"].cumsum().shift(fill_value=0)
-    assert (lengths == history.clip(upper=20)).all(), f"sequence lengths {list(lengths)} contradict the history {list(history)}"
+    assert (lengths == history.clip(upper=20)).all(), (f"sequence lengths {list(lengths)} contradict the history "
+                                                       f"{list(history)}")

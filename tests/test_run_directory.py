@@ -1,11 +1,14 @@
 """A run directory cannot be corrupted (issue 13): one writer at a time, resume that trusts the log only when the
 checkpoint agrees with it, a config committed only after a real start, and one-line errors for damaged files."""
-import json, multiprocessing, time
-from pathlib import Path
+import json
+import multiprocessing
+
 import pytest
 from typer.testing import CliRunner
+
 from expo_nb.cli import app
 from expo_nb.runner import read_log, run_lock
+
 
 def invoke(*args):
     result = CliRunner().invoke(app, [str(a) for a in args], env={"OPENAI_API_KEY": ""})
@@ -17,8 +20,8 @@ def command(tmp_path):
     variants.write_text(json.dumps({"descriptions": ["Fit a line to the points.", "Find w and b of the line."],
                                     "instructions": ["Give a new pair.", "Propose one better pair [w, b]."]}))
     def make(out, iterations=6):
-        return ["run", "linreg-quick", "--out", out, "--llm", "scripted", "--embedder", "hashing:32", "--domain", variants,
-                "--iterations", iterations, "--samples", "2", "--no-progress"]
+        return ["run", "linreg-quick", "--out", out, "--llm", "scripted", "--embedder", "hashing:32",
+                "--domain", variants, "--iterations", iterations, "--samples", "2", "--no-progress"]
     return make
 
 def strip(records): return [{k: v for k, v in r.items() if k not in ("wall_s", "cached_calls")} for r in records]
@@ -104,7 +107,8 @@ def test_show_and_run_reject_unreadable_configs_and_bad_out(tmp_path, command):
     (out / "config.json").write_bytes(b"\xff\xfe\x00not utf-8")
     for args in (["show", out], command(out, iterations=1)):
         code, text = invoke(*args)
-        assert code == 2 and "config.json" in text and "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+        assert (code == 2 and "config.json" in text and "Traceback" not in text
+                and len(text.strip().splitlines()) == 1), text
     code, text = invoke(*command("", iterations=1))
     assert code == 2 and "--out is empty" in text
     code, text = invoke("plot", out, "-o", tmp_path / "fig.xyz")
@@ -142,8 +146,9 @@ def test_a_saved_domain_is_shared_as_it_is(tmp_path, command):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--embedder", "hashing:²", "use hashing:D with D an integer"), ("--embedder", "hashing:400000000", "use hashing:D"),
-    ("--embedder", "hashing:0", "use hashing:D"), ("--threads", "0", "threads must be an integer in [1, 512]"),
+    ("--embedder", "hashing:²", "use hashing:D with D an integer"),
+    ("--embedder", "hashing:400000000", "use hashing:D"), ("--embedder", "hashing:0", "use hashing:D"),
+    ("--threads", "0", "threads must be an integer in [1, 512]"),
     ("--seed", str(10**30), "seed must be an integer in [0, 4294967295]")])
 def test_bounded_options(tmp_path, command, option, value, message):
     args = [a for a in command(tmp_path / "run", iterations=1)]
@@ -169,12 +174,13 @@ def test_hostile_battery_findings_are_one_line_errors(tmp_path, command):
     cases = [(command(tmp_path / "a", iterations=1) + ["--llm", "http://[::1"], "bad endpoint spec"),
              (_with(command(tmp_path / "b", iterations=1), "--domain", nested), "is not valid JSON"),
              (["sweep", "linreg-quick", "--out", tmp_path / "file"], "is a file"),
-             (["domain", "linreg-quick", "--out", tmp_path / "file" / "d", "--llm", "scripted", "--embedder", "hashing:8"],
-              "cannot write the domain"),
+             (["domain", "linreg-quick", "--out", tmp_path / "file" / "d", "--llm", "scripted",
+               "--embedder", "hashing:8"], "cannot write the domain"),
              (command(tmp_path / "c", iterations=1) + ["--score-scale", "warm-max:"], "score scale must be")]
     for args, message in cases:
         code, text = invoke(*args)
-        assert code == 2 and message in text and "Traceback" not in text and len(text.strip().splitlines()) == 1, (args, text)
+        assert (code == 2 and message in text and "Traceback" not in text
+                and len(text.strip().splitlines()) == 1), (args, text)
     for garbage in ("[1, 2]", "{}"):
         (out / "summary.json").write_text(garbage)
         code, text = invoke(*command(out, iterations=1))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from expo_nb.core import ExpoError, make_rng
+from expo_nb.core import ExpoError
 from expo_nb.synthetic import SyntheticBandit, SyntheticSetting, regret_table, run_synthetic, summarize
 
 torch.set_num_threads(1)
@@ -20,7 +20,8 @@ def test_switching_directions_have_the_requested_angle(angle):
 def test_regret_is_zero_for_an_oracle_and_matches_the_definition():
     setting = SyntheticSetting("switching", switch_every=4)
     bandit = SyntheticBandit(setting, seed=1)
-    oracle = sum(bandit.mean_rewards(t).max() - bandit.mean_rewards(t)[bandit.mean_rewards(t).argmax()] for t in range(12))
+    oracle = sum(bandit.mean_rewards(t).max() - bandit.mean_rewards(t)[bandit.mean_rewards(t).argmax()]
+                 for t in range(12))
     assert oracle == 0
     run = run_synthetic(setting, "random", seed=1, iterations=12)
     by_hand = np.cumsum([bandit.mean_rewards(t).max() - bandit.mean_rewards(t)[a] for t, a in enumerate(run["arms"])])
@@ -45,7 +46,8 @@ def test_runs_are_reproducible_and_seed_dependent():
 
 
 def test_summary_reports_mean_and_standard_error():
-    table = regret_table({"s": SyntheticSetting("stationary")}, methods=("fixed", "random"), seeds=range(3), iterations=5)
+    table = regret_table({"s": SyntheticSetting("stationary")}, methods=("fixed", "random"), seeds=range(3),
+                         iterations=5)
     out = summarize(table).set_index("method")
     finals = table[table.iteration == 5].groupby("method").cumulative_regret
     assert out.loc["random", "mean"] == pytest.approx(finals.mean()["random"])

@@ -22,7 +22,13 @@ The pipeline, one step per function below:
 The base configuration is `tools/mkdocs.yml`; the generated config and Markdown sources are in `_proc/_mkdocs/`
 (`mkdocs serve -f _proc/_mkdocs/mkdocs.yml` previews them).
 """
-import base64, logging, os, re, shutil, sys, time
+import base64
+import logging
+import os
+import re
+import shutil
+import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -46,9 +52,9 @@ def title_and_subtitle(nb) -> tuple[str, str]:
     for cell in nb.cells:
         if cell.cell_type != "markdown": continue
         lines = cell.source.splitlines()
-        title = next((l[2:].strip() for l in lines if l.startswith("# ")), None)
+        title = next((line[2:].strip() for line in lines if line.startswith("# ")), None)
         if title:
-            subtitle = next((l[1:].strip() for l in lines if l.startswith(">")), "")
+            subtitle = next((line[1:].strip() for line in lines if line.startswith(">")), "")
             return title, subtitle
     return "", ""
 
@@ -95,6 +101,7 @@ def default_module(nb) -> str | None:
 def render_show_docs(nb, module: str | None) -> list[str]:
     "Turn every `show_doc(name)` code cell into a markdown cell with its documentation; return the names."
     import importlib
+
     from execnb.nbio import mk_cell
     namespace = vars(importlib.import_module(module)) if module else {}
     names = []
@@ -110,8 +117,8 @@ def render_show_docs(nb, module: str | None) -> list[str]:
 def process(path: Path):
     "The notebook after nbdev's documentation processors and show_doc rendering; also its documented names."
     from execnb.nbio import read_nb
-    from nbdev.process import NBProcessor
     from nbdev import processors as P
+    from nbdev.process import NBProcessor
     nb = read_nb(path)
     module = default_module(nb)
     procs = [P.populate_language, P.add_show_docs, P.strip_ansi, P.hide_line, P.filter_stream_, P.rm_header_dash,
@@ -153,7 +160,7 @@ def output_markdown(out: dict, files: Path, stem: str) -> str:
             image.write_bytes(raw.encode() if ext == "svg" else base64.b64decode(raw))
             return f"![figure]({files.name}/{image.name}){{ .nb-figure }}"
     if "text/html" in data:
-        html = "\n".join(l for l in "".join(data["text/html"]).splitlines() if l.strip())
+        html = "\n".join(line for line in "".join(data["text/html"]).splitlines() if line.strip())
         return f'<div class="nb-output nb-html" markdown="0">\n{html}\n</div>'
     if "text/markdown" in data: return "".join(data["text/markdown"])
     if "text/latex" in data: return "".join(data["text/latex"])
@@ -244,7 +251,7 @@ def tolerate_marked_sections():
     def tolerant(self, lines):
         try: return scan(self, lines)
         except AssertionError:
-            scan(self, [l.replace("<![", "&lt;![") for l in lines])
+            scan(self, [line.replace("<![", "&lt;![") for line in lines])
             return lines
     tolerant.tolerant = True
     pages._RawHTMLPreprocessor.run = tolerant

@@ -20,7 +20,18 @@ benchmarks/results/hostile.json. Nothing is written into the repository except t
 
 usage: python tools/hostile.py [--jobs 2] [--timeout 180] [--only REGEX] [--keep] [--no-write]
 """
-import argparse, json, os, re, resource, shutil, signal, subprocess, sys, tempfile, threading, time
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -5,6 +5,7 @@
 """
 import sys
 from pathlib import Path
+
 import nbformat
 from nbconvert import MarkdownExporter
 
@@ -28,7 +29,8 @@ def render(notebook: Path = ROOT / "nbs" / "index.ipynb") -> str:
     for cell in nb.cells:
         lines = cell.source.splitlines()
         if cell.cell_type == "code" and any(line.strip() in ("#| hide", "#|hide") for line in lines): continue
-        if cell.cell_type == "code": cell.source = "\n".join(l for l in lines if not l.startswith("#|")).strip()
+        if cell.cell_type == "code":
+            cell.source = "\n".join(line for line in lines if not line.startswith("#|")).strip()
         if cell.cell_type == "code": cell.outputs = _merge_streams(cell.get("outputs", []))
         kept.append(cell)
     nb.cells = kept

@@ -9,7 +9,11 @@ locks and figures are never copied.
 --partial keeps the rephrasings of a domain whose generation is not finished (DEST/partial-cache.sqlite), so
 that the next session's tools/repro.sh continues it instead of starting over.
 """
-import shutil, sqlite3, subprocess, sys, time
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 RUN_FILES = ("config.json", "log.jsonl", "summary.json")
@@ -60,5 +64,6 @@ if __name__ == "__main__":
     work, dest = Path(sys.argv[1]), Path(sys.argv[2])
     paths = keep_partial_domain(work, dest) if "--partial" in sys.argv else copy_compact(work, dest)
     if not paths: sys.exit(f"repro_commit: {work} is neither a finished run nor a saved domain")
-    if "--no-commit" not in sys.argv: commit(paths, f"repro: {dest} ({'run' if (dest / 'log.jsonl').exists() else 'domain'})")
+    kind = "run" if (dest / "log.jsonl").exists() else "domain"
+    if "--no-commit" not in sys.argv: commit(paths, f"repro: {dest} ({kind})")
     print(f"kept {dest}")
