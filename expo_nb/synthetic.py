@@ -4,10 +4,13 @@
 
 # %% ../nbs/16_synthetic.ipynb #a577db9e
 from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
 from .core import ExpoError, PromptDomain, make_rng
 from .estimator import EstimatorConfig
 from .methods import SelectorInputs, get_method
@@ -49,7 +52,8 @@ class SyntheticBandit:
         self.setting, rng = setting, make_rng(seed)
         unit = lambda n, d: (lambda e: e / np.linalg.norm(e, axis=1, keepdims=True))(rng.normal(size=(n, d)))
         self.domain = PromptDomain([f"D{i}" for i in range(setting.k1)], [f"I{j}" for j in range(setting.k2)],
-                                   unit(setting.k1, setting.dim), unit(setting.k2, setting.dim), {"synthetic": setting.kind, "seed": seed})
+                                   unit(setting.k1, setting.dim), unit(setting.k2, setting.dim),
+                                   {"synthetic": setting.kind, "seed": seed})
         first, other = unit(2, 2 * setting.dim)
         other = other - (first @ other) * first                      # orthogonal to the first direction
         phi = math.radians(setting.angle)
