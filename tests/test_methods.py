@@ -53,7 +53,8 @@ def test_cli_help_and_index_read_the_registry():
 
 
 def test_aliases_of_the_synthetic_benchmark_resolve():
-    assert [get_method(n).name for n in ("EXPO", "NeuralUCB", "random", "fixed")] == ["expo", "neuralucb", "random", "opro"]
+    assert ([get_method(n).name for n in ("EXPO", "NeuralUCB", "random", "fixed")]
+            == ["expo", "neuralucb", "random", "opro"])
 
 
 def test_expo_es_picks_its_exemplar_selector_by_the_task_exemplar_search():
