@@ -453,15 +453,3 @@ class LocalChat(_LocalSettings):
             else: replies = [complete_one(llama, request, *settings) for request in asked]
             for i, reply in zip(group, replies): out[i] = reply
         return out
-
-# %% ../nbs/05_local.ipynb #32bf5ebd
-# Keeps old imports working: `from expo_nb.local import make_chat` finds the factories in expo_nb.models.
-# A lookup at call time, not a dependency: this module never needs `models` (a higher notebook) to work.
-# Remove once 30_runner, 33_cli and 10_domain import from expo_nb.models.
-_MOVED_TO_MODELS = ("CHAT_SPECS", "EMBEDDER_SPECS", "MAX_HASHING_DIMENSION", "make_chat", "make_embedder")
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_MODELS:
-        import importlib
-        return getattr(importlib.import_module("expo_nb.models"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

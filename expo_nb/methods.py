@@ -5,7 +5,7 @@
 # %% ../nbs/15_methods.ipynb #b16c4317
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
