@@ -18,8 +18,9 @@ from .methods import FIXED_PROMPT_METHOD, METHODS
 
 # %% auto #0
 __all__ = ['app', 'LLM', 'EMBEDDER', 'METHOD', 'DOMAIN', 'CACHE', 'SCORE_SCALE', 'REPHRASER', 'REPHRASE_STYLE', 'THREADS',
-           'INPUT_PROJECTION', 'ENV_SEED', 'TEMPERATURES', 'PROMPT_FROM', 'PROGRESS', 'SHARED_CACHE', 'RECORD_HEADER',
-           'fail', 'presets', 'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain', 'show', 'main']
+           'INPUT_PROJECTION', 'ENV_SEED', 'TEMPERATURES', 'PROMPT_FROM', 'PROGRESS', 'DRY_RUN', 'MAX_TOKENS_TOTAL',
+           'SHARED_CACHE', 'RECORD_HEADER', 'fail', 'presets', 'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain',
+           'show', 'main']
 
 # %% ../nbs/33_cli.ipynb #3567cc25
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="EXPO meta-prompt optimization experiments.")
@@ -38,7 +39,7 @@ def presets() -> None:
         typer.echo(f"{name:20s} {config.task:7s} {json.dumps(config.task_settings):22s} "
                    f"T={config.iterations:<4d} samples={config.samples} eta={config.eta:g}")
 
-# %% ../nbs/33_cli.ipynb #aba51b54
+# %% ../nbs/33_cli.ipynb #174c9239
 _CHAT_SPECS = "local:qwen1.5b, local:smollm135m, openai:MODEL, http://HOST:PORT/v1#MODEL"
 LLM = typer.Option(None, help=f"chat model: {_CHAT_SPECS}")
 EMBEDDER = typer.Option(None, help="embedder: local:minilm, hashing:D, openai:MODEL, http://HOST:PORT/v1#MODEL")
@@ -49,11 +50,15 @@ SCORE_SCALE = typer.Option(None, help="b of the prompt score: a number or warm-m
 REPHRASER = typer.Option(None, help="chat model that writes the domain (default: --llm)")
 REPHRASE_STYLE = typer.Option(None, help="rephrasing request: paper or conservative")
 THREADS = typer.Option(None, help="CPU threads of the local model (default: every core)")
+
+# %% ../nbs/33_cli.ipynb #de4674fd
 INPUT_PROJECTION = typer.Option(None, help="score network inputs: 'domain' or 'none'")
 ENV_SEED = typer.Option(None, help="bandit environment seed (default: from --seed)")
 TEMPERATURES = typer.Option(None, help="per-sample temperatures, e.g. 1,1,1,1,1,1,1,1")
 PROMPT_FROM = typer.Option(None, help="finished EXPO run: rerun OPRO with its final prompt")
 PROGRESS = typer.Option(True, help="show progress bars")
+DRY_RUN = typer.Option(False, help="print the projected calls and tokens per model and send nothing")
+MAX_TOKENS_TOTAL = typer.Option(None, help="stop (resumably) once the run's tokens reach this many")
 SHARED_CACHE = typer.Option(False, help="one response cache for all runs: methods with the same seed then share "
                                         "replies (common random numbers)")
 
@@ -103,13 +108,23 @@ def fixed_prompt_from(run_dir: Path) -> dict:
     return {"description": top[0]["description_text"], "instruction": top[0]["instruction_text"],
             "source": str(run_dir), "arm": top[0].get("arm")}
 
-# %% ../nbs/33_cli.ipynb #502f3be6
+# %% ../nbs/33_cli.ipynb #097c702f
 def _print_summary(summary: dict, out: Path) -> None:
     typer.echo(f"finished {summary['iterations']} iterations of {summary['method']} on {summary['task']} "
                f"(seed {summary['seed']}): final metric {summary['final_metric']:.6g}; "
                f"{summary['prompt_tokens'] + summary['completion_tokens']} tokens, "
                f"{summary['cached_calls']} cached calls, {summary['wall_s']:.1f} s")
     typer.echo(f"run directory: {out} (log.jsonl, metric.png, summary.json)")
+
+# %% ../nbs/33_cli.ipynb #82d08df7
+def _print_plan(config: RunConfig) -> None:
+    "The projected calls and tokens per model of `config` (runner.plan_run); nothing is sent."
+    from expo_nb.runner import plan_run
+    typer.echo(f"{'role':10} {'model':28} {'calls':>7} {'prompt tokens':>14} {'completion tokens':>18}")
+    for row in plan_run(config):
+        typer.echo(f"{row['role']:10} {row['model']:28} {row['calls']:>7} {row['prompt_tokens']:>14} "
+                   f"{row['completion_tokens']:>18}")
+    typer.echo("tokens are estimates (about 4 characters per token); nothing was sent")
 
 def _fixed_prompt(prompt_from: Path | None, method: str | None) -> dict | None:
     "The fixed prompt of --prompt-from (which runs method opro), or None; a one-line error for a clash."
@@ -125,8 +140,12 @@ def _out_dir(out: str | None, default: Path) -> Path:
     return Path(out) if out is not None else default
 
 def _guarded(action, out: Path):
-    "`action()`; ExpoError, an unusable run directory and Ctrl-C become one-line errors."
+    "`action()`; ExpoError, an unusable run directory and Ctrl-C become one-line errors; a budget stop exits 3."
+    from expo_nb.runner import BudgetReached
     try: return action()
+    except BudgetReached as stop:
+        typer.echo(f"stopped: {stop}", err=True)
+        raise typer.Exit(3)
     except ExpoError as error: fail(str(error))
     except OSError as error: fail(f"cannot use run directory {out}: {error}")
     except KeyboardInterrupt:
@@ -143,7 +162,8 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
         rephraser: Optional[str] = REPHRASER, rephrase_style: Optional[str] = REPHRASE_STYLE,
         threads: Optional[int] = THREADS, env_seed: Optional[int] = ENV_SEED,
         temperatures: Optional[str] = TEMPERATURES,
-        prompt_from: Optional[Path] = PROMPT_FROM, progress: bool = PROGRESS) -> None:
+        prompt_from: Optional[Path] = PROMPT_FROM, progress: bool = PROGRESS, dry_run: bool = DRY_RUN,
+        max_tokens_total: Optional[int] = MAX_TOKENS_TOTAL) -> None:
     "Run PRESET (with overrides) in a run directory; rerun to resume."
     from expo_nb.runner import run as run_config
     fixed = _fixed_prompt(prompt_from, method)
@@ -154,8 +174,10 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
                      input_projection=input_projection, score_scale=_score_scale(score_scale), rephraser=rephraser,
                      rephrase_style=rephrase_style, env_seed=env_seed, temperatures=temperature_list,
                      fixed_prompt=fixed)
+    if dry_run: return _guarded(lambda: _print_plan(config), Path("."))
     out = _out_dir(out, Path("runs") / preset)
-    _print_summary(_guarded(lambda: run_config(config, out, progress=progress, threads=threads), out), out)
+    options = dict(progress=progress, threads=threads, max_tokens_total=max_tokens_total)
+    _print_summary(_guarded(lambda: run_config(config, out, **options), out), out)
 
 # %% ../nbs/33_cli.ipynb #68f7759c
 def _seeds(text: str) -> list[int]:

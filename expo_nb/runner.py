@@ -29,9 +29,10 @@ from expo_nb.rundir import (
 )
 
 # %% auto #0
-__all__ = ['OUTCOME_FIELDS', 'Proposal', 'MethodDriver', 'prediction_spread_nats', 'selection_record', 'selector_inputs',
-           'make_driver', 'iteration_record', 'prompt_token_counts', 'run_iteration', 'run_summary', 'finish_run',
-           'run_loop', 'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run']
+__all__ = ['OUTCOME_FIELDS', 'CHARS_PER_TOKEN', 'Proposal', 'MethodDriver', 'prediction_spread_nats', 'selection_record',
+           'selector_inputs', 'make_driver', 'iteration_record', 'prompt_token_counts', 'run_iteration', 'run_summary',
+           'finish_run', 'BudgetReached', 'run_tokens', 'check_budget', 'run_loop', 'saved_domain', 'build_run_domain',
+           'load_or_build_domain', 'run', 'estimate_tokens', 'plan_run']
 
 # %% ../nbs/30_runner.ipynb #17b02973
 # Names that lived here before the configuration and the run directory got notebooks of their own (25_config,
@@ -203,15 +204,31 @@ def _start(config: RunConfig, out_dir: Path, driver: MethodDriver, task) -> tupl
     if not (out_dir / "config.json").exists(): atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
     return resume(out_dir, driver, task)
 
+# %% ../nbs/30_runner.ipynb #c24c50a0
+class BudgetReached(ExpoError):
+    "A run stopped at its token budget; rerunning with a larger budget resumes it."
+
+def run_tokens(records: list[dict]) -> int:
+    "Prompt and completion tokens of the logged iterations."
+    return sum(r["prompt_tokens"] + r["completion_tokens"] for r in records)
+
+def check_budget(records: list[dict], max_tokens_total: int | None, out_dir: Path) -> None:
+    "BudgetReached once the logged tokens reach `max_tokens_total` (None: no budget)."
+    if max_tokens_total is None or run_tokens(records) < max_tokens_total: return
+    raise BudgetReached(f"token budget reached: {run_tokens(records)} tokens >= {max_tokens_total} after "
+                        f"{len(records)} iterations; {out_dir} is saved, rerun with a larger --max-tokens-total "
+                        "to continue")
+
 # %% ../nbs/30_runner.ipynb #99cd9b66
 def run_loop(config: RunConfig, out_dir: Path | str, task, domain: PromptDomain, chat, driver,
-             progress: bool = False) -> list[dict]:
+             progress: bool = False, max_tokens_total: int | None = None) -> list[dict]:
     "Run or resume Algorithm 1 in `out_dir`; return all iteration records. `driver`: a MethodDriver or a selector."
     out_dir = Path(out_dir)
     driver = driver if isinstance(driver, MethodDriver) else MethodDriver(driver)
     with run_lock(out_dir):
         if (out_dir / "summary.json").exists(): return read_log(out_dir / "log.jsonl")
         records, done = _start(config, out_dir, driver, task)
+        if done < config.iterations: check_budget(records, max_tokens_total, out_dir)
         played = {r["arm"] for r in records}
         with _progress(config, done, progress) as bar:
             for iteration in range(done, config.iterations):
@@ -221,6 +238,7 @@ def run_loop(config: RunConfig, out_dir: Path | str, task, domain: PromptDomain,
                 append_record(out_dir / "log.jsonl", records[-1])
                 save_checkpoint(out_dir, records, driver, task)
                 _show(bar, records)
+                if iteration + 1 < config.iterations: check_budget(records, max_tokens_total, out_dir)
         finish_run(out_dir, config, records, driver, domain)
     return records
 
@@ -276,7 +294,8 @@ def load_or_build_domain(config: RunConfig, domain_dir: Path, task, models, prog
     domain.save(domain_dir)
     return domain
 
-def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool, threads: int | None) -> None:
+def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool, threads: int | None,
+                   max_tokens_total: int | None = None) -> None:
     "Build models, task and domain; commit config.json once they exist; then run the loop."
     from expo_nb.models import make_chat, make_embedder
     cache = config.cache or out_dir / "cache.sqlite"
@@ -287,12 +306,15 @@ def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: b
     models = lambda: (make_chat(config.rephraser, cache, threads) if different else chat, embedder)
     domain = load_or_build_domain(config, out_dir / "domain", task, models, progress)
     if not (out_dir / "config.json").exists(): atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
-    run_loop(config, out_dir, task, domain, chat, make_driver(config, domain, task, embedder), progress)
+    driver = make_driver(config, domain, task, embedder)
+    run_loop(config, out_dir, task, domain, chat, driver, progress, max_tokens_total)
 
 # %% ../nbs/30_runner.ipynb #27f407af
 def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progress: bool = True,
-        threads: int | None = None) -> dict:   # CPU threads of a local model (None: every core); not part of the config
-    "Run (or resume, or just read back) `config` in `out_dir`; return the summary."
+        threads: int | None = None,             # CPU threads of a local model (None: every core)
+        max_tokens_total: int | None = None,    # stop (resumably) once the run's tokens reach this; see run_loop
+        ) -> dict:
+    "Run (or resume, or just read back) `config` in `out_dir`; return the summary. threads and budget: not config."
     config, out_dir = config.validate(), Path(out_dir)
     if not str(out_dir).strip() or out_dir.exists() and not out_dir.is_dir():
         raise ExpoError(f"run directory {str(out_dir)!r} is not a directory name; give --out a directory")
@@ -305,8 +327,40 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
     if embedder is None: check_credentials(config.embedder)
     created = not out_dir.exists()
     try:
-        with run_lock(out_dir): _start_and_run(config, out_dir, chat, embedder, progress, threads)
+        with run_lock(out_dir): _start_and_run(config, out_dir, chat, embedder, progress, threads, max_tokens_total)
     except BaseException:
         if created and not (out_dir / "config.json").exists(): remove_failed_start(out_dir)
         raise
     return finished_summary(out_dir)
+
+# %% ../nbs/30_runner.ipynb #78544443
+CHARS_PER_TOKEN = 4
+
+def estimate_tokens(text: str) -> int:
+    "About how many tokens `text` is (CHARS_PER_TOKEN characters per token, at least 1)."
+    return max(1, round(len(text) / CHARS_PER_TOKEN))
+
+def _plan_row(role: str, model: str, calls: int, prompt_tokens: int, completion_tokens: int = 0) -> dict:
+    return {"role": role, "model": model, "calls": calls, "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens}
+
+# %% ../nbs/30_runner.ipynb #541470a2
+def plan_run(config: RunConfig) -> list[dict]:
+    "Projected calls and tokens per model of `config` (see above), one row per role; nothing is sent."
+    from expo_nb.domain import rephrase_request
+    task, method = build_task(config), METHODS[config.method]
+    temperatures = config.temperatures or sample_temperatures(config.samples)
+    first = task.messages(task.meta_prompt(task.description0, task.instruction0))
+    calls = config.iterations * len(temperatures)
+    prompt = sum(estimate_tokens(m["content"]) for m in first)
+    rows = [_plan_row("agent", config.llm, calls, calls * prompt, calls * task.max_tokens)]
+    texts = [task.description0.text, task.instruction0.text]
+    if config.domain == "llm" and config.fixed_prompt is None and method.arms not in ("original", "enhanced"):
+        wanted = [(t, k) for t, k, needed in zip(texts, (config.k_descriptions, config.k_instructions),
+                                                 method.rephrases) if needed]
+        asks = [(estimate_tokens(rephrase_request(t, config.rephrase_style)[0]["content"]), k, t) for t, k in wanted]
+        rows.append(_plan_row("rephraser", config.rephraser or config.llm, sum(k for _, k, _ in asks),
+                              sum(p * k for p, k, _ in asks), sum((64 + 3 * len(t.split())) * k for _, k, t in asks)))
+        texts += [t for t, k in wanted for _ in range(k)]
+    rows.append(_plan_row("embedder", config.embedder, len(texts), sum(estimate_tokens(t) for t in texts)))
+    return rows
