@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -19,8 +20,8 @@ from .methods import FIXED_PROMPT_METHOD, METHODS
 # %% auto #0
 __all__ = ['app', 'LLM', 'EMBEDDER', 'METHOD', 'DOMAIN', 'CACHE', 'SCORE_SCALE', 'REPHRASER', 'REPHRASE_STYLE', 'THREADS',
            'INPUT_PROJECTION', 'ENV_SEED', 'TEMPERATURES', 'PROMPT_FROM', 'PROGRESS', 'DRY_RUN', 'MAX_TOKENS_TOTAL',
-           'SHARED_CACHE', 'RECORD_HEADER', 'fail', 'presets', 'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain',
-           'show', 'main']
+           'SHARED_CACHE', 'TASK_SETTINGS', 'TASK_SETTING', 'RECORD_HEADER', 'fail', 'presets', 'fixed_prompt_from',
+           'run', 'sweep', 'plot', 'domain', 'show', 'main']
 
 # %% ../nbs/33_cli.ipynb #3567cc25
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="EXPO meta-prompt optimization experiments.")
@@ -61,6 +62,8 @@ DRY_RUN = typer.Option(False, help="print the projected calls and tokens per mod
 MAX_TOKENS_TOTAL = typer.Option(None, help="stop (resumably) once the run's tokens reach this many")
 SHARED_CACHE = typer.Option(False, help="one response cache for all runs: methods with the same seed then share "
                                         "replies (common random numbers)")
+TASK_SETTINGS = typer.Option(None, help="the task's settings from a JSON or TOML file")
+TASK_SETTING = typer.Option(None, help="one task setting KEY=VALUE (repeatable; wins over --task-settings)")
 
 # %% ../nbs/33_cli.ipynb #4be78aa5
 def _config(preset: str, **overrides) -> RunConfig:
@@ -89,6 +92,29 @@ def _numbers(text: str | None, option: str) -> tuple[float, ...] | None:
     except ValueError: fail(f"{option} must be comma-separated numbers, got {text!r}")
     if not values: fail(f"{option} is empty; give comma-separated numbers, e.g. 10,100,1000")
     return values
+
+# %% ../nbs/33_cli.ipynb #742b8229
+def _setting_value(text: str):
+    "A --task-setting value: JSON when it parses (numbers, true/false, lists), else the text itself."
+    try: return json.loads(text)
+    except (ValueError, RecursionError): return text
+
+def _task_settings(path: Path | None, pairs: list[str] | None) -> dict | None:
+    "Task settings from a JSON or TOML file and KEY=VALUE pairs (pairs win); None when neither is given."
+    settings = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+            fail(f"--task-settings {path} cannot be read: {error}")
+        if not isinstance(data, dict): fail(f"--task-settings {path} must hold a table/object of settings")
+        settings.update(data)
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip(): fail(f"--task-setting must be KEY=VALUE, got {pair!r}")
+        settings[key.strip()] = _setting_value(value)
+    return settings or None
 
 # %% ../nbs/33_cli.ipynb #92baf388
 def fixed_prompt_from(run_dir: Path) -> dict:
@@ -163,7 +189,8 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
         threads: Optional[int] = THREADS, env_seed: Optional[int] = ENV_SEED,
         temperatures: Optional[str] = TEMPERATURES,
         prompt_from: Optional[Path] = PROMPT_FROM, progress: bool = PROGRESS, dry_run: bool = DRY_RUN,
-        max_tokens_total: Optional[int] = MAX_TOKENS_TOTAL) -> None:
+        max_tokens_total: Optional[int] = MAX_TOKENS_TOTAL, task_settings: Optional[Path] = TASK_SETTINGS,
+        task_setting: Optional[list[str]] = TASK_SETTING) -> None:
     "Run PRESET (with overrides) in a run directory; rerun to resume."
     from expo_nb.runner import run as run_config
     fixed = _fixed_prompt(prompt_from, method)
@@ -173,7 +200,7 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
                      iterations=iterations, samples=samples, eta=eta, domain=domain, cache=cache,
                      input_projection=input_projection, score_scale=_score_scale(score_scale), rephraser=rephraser,
                      rephrase_style=rephrase_style, env_seed=env_seed, temperatures=temperature_list,
-                     fixed_prompt=fixed)
+                     fixed_prompt=fixed, task_settings=_task_settings(task_settings, task_setting))
     if dry_run: return _guarded(lambda: _print_plan(config), Path("."))
     out = _out_dir(out, Path("runs") / preset)
     options = dict(progress=progress, threads=threads, max_tokens_total=max_tokens_total)
