@@ -222,7 +222,8 @@ _SCORE_FIELDS = ("score_scale", "score_floor", "fallback", "reask")
 def build_task(config: RunConfig):
     "The task of `config`: its temperatures, score settings and seeds (`run_seeds`) unless task_settings set them."
     settings, seeds = dict(config.task_settings), run_seeds(config)
-    settings.setdefault("samples", config.temperatures or sample_temperatures(config.samples))
+    if "samples" not in settings:   # old task_settings name the temperatures "samples" (the tasks' deprecated alias)
+        settings.setdefault("temperatures", config.temperatures or sample_temperatures(config.samples))
     if config.task == "bandit":
         settings.setdefault("seed", seeds["environment"])
         if config.seed_streams: settings.setdefault("agent_seed", seeds["agent"])

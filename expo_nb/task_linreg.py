@@ -21,7 +21,7 @@ from expo_nb.core import (
     check_number,
     make_rng,
 )
-from .tasks import DEFAULT_SAMPLES, DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
+from .tasks import DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
 
 # %% auto #0
 __all__ = ['LINREG_DESCRIPTION', 'LINREG_ENHANCED_SENTENCE', 'LINREG_INSTRUCTION', 'LINREG_FORMAT', 'parse_pair', 'line_points',
@@ -121,11 +121,11 @@ class LinearRegressionTask(Task):
 
     def __init__(self, w: float = 2, b: float = 30, n_points: int = 50, data_seed: int = 0, noise: float = 0.0,
                  init_seed: int = 0, n_warm_start: int = 5, warm_start_range: tuple[int, int] = (10, 20),
-                 max_abs: float = 1e6, samples: Sequence[float] = DEFAULT_SAMPLES, top_k: int = 20,
+                 max_abs: float = 1e6, temperatures: Sequence[float] | None = None, top_k: int = 20,
                  max_tokens: int = 256, score_scale: float | str = DEFAULT_SCORE_SCALE,
-                 score_floor: float | None = -1.0, fallback: str = "penalty", reask: int = 1):
-        super().__init__(samples, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
-                         fallback=fallback, reask=reask)
+                 score_floor: float | None = -1.0, fallback: str = "penalty", reask: int = 1, samples=None):
+        super().__init__(temperatures, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
+                         fallback=fallback, reask=reask, samples=samples)
         self.w, self.b = check_number("w", w), check_number("b", b)
         self.n_points, self.noise = check_int("n_points", int(n_points), low=1), check_number("noise", noise, low=0)
         self.warm_start_range, self.max_abs = warm_start_bounds(warm_start_range, n_warm_start), max_abs

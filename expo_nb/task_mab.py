@@ -200,12 +200,14 @@ class BanditRules(BanditGame, Task):
     def __init__(self, instance: str = "hard", seed: int = 0, agent_seed: int | None = None,   # see BanditGame
                  reasoning: bool = False,                 # step-by-step design (BSSCD) instead of BSSND
                  horizon: int = 100,                      # time steps stated in the prompt; step() stops after them
-                 samples: Sequence[float] = (0.0,),       # temperatures of the LLM calls of one step (paper: one at 0)
+                 temperatures: Sequence[float] | None = None,  # of one step's LLM calls (None: one at 0, the paper)
                  max_tokens: int | None = None,           # per reply; None: 96, or 768 with reasoning
-                 invalid: str = "uniform"):               # score of an invalid answer: "uniform" or "penalty" (0)
+                 invalid: str = "uniform",                # score of an invalid answer: "uniform" or "penalty" (0)
+                 samples: Sequence[float] | None = None):  # deprecated alias of `temperatures` (old code and configs)
         BanditGame.__init__(self, instance, seed, agent_seed, horizon)
         self.invalid, self.reasoning = check_choice("invalid", invalid, INVALID_SCORES), bool(reasoning)
-        Task.__init__(self, samples=samples, max_tokens=max_tokens or (768 if reasoning else 96))
+        temperatures = (0.0,) if temperatures is None and samples is None else temperatures   # paper: one at 0
+        Task.__init__(self, temperatures, max_tokens=max_tokens or (768 if reasoning else 96), samples=samples)
         self.description0 = self.enhanced_description = TaskDescription(bandit_description(self.colours, self.horizon))
         self.instruction0 = self.enhanced_instruction = MetaInstruction(bandit_instruction(self.colours, reasoning))
 
@@ -249,7 +251,7 @@ class BanditTask(BanditPrompts):
         if self.t >= self.horizon:
             raise ExpoError(f"all {self.horizon} time steps are played; make a new task (or a larger horizon)")
         prompt = self.meta_prompt(description, instruction, exemplars)
-        _, completions = ask_batch(chat, self.messages(prompt), self.samples, self.max_tokens, tag)
+        _, completions = ask_batch(chat, self.messages(prompt), self.temperatures, self.max_tokens, tag)
         parsed = [self.parse(c.text) for c in completions]
         chosen = parsed[self.feedback_index]
         p = np.asarray(chosen.action if chosen.valid else np.full(len(self.colours), 1 / len(self.colours)), float)

@@ -24,7 +24,7 @@ from expo_nb.core import (
     check_int,
     make_rng,
 )
-from .tasks import DEFAULT_SAMPLES, DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
+from .tasks import DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
 
 # %% auto #0
 __all__ = ['MAX_HELD_KARP_NODES', 'TSP_DESCRIPTION', 'TSP_ENHANCED_SENTENCE', 'TSP_INSTRUCTION', 'TSP_FORMAT', 'tour_length',
@@ -214,11 +214,11 @@ class TspTask(Task):
 
     def __init__(self, n: int = 10, instance_seed: int = 0, init_seed: int = 0, n_warm_start: int = 5,
                  integer_coordinates: bool = True, cache_dir: Path | str | None = None,
-                 samples: Sequence[float] = DEFAULT_SAMPLES, top_k: int = 20, max_tokens: int = 512,
+                 temperatures: Sequence[float] | None = None, top_k: int = 20, max_tokens: int = 512,
                  score_scale: float | str = DEFAULT_SCORE_SCALE, score_floor: float | None = -1.0,
-                 fallback: str = "penalty", reask: int = 1):
-        super().__init__(samples, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
-                         fallback=fallback, reask=reask)
+                 fallback: str = "penalty", reask: int = 1, samples: Sequence[float] | None = None):
+        super().__init__(temperatures, top_k, max_tokens, score_scale=score_scale, score_floor=score_floor,
+                         fallback=fallback, reask=reask, samples=samples)
         self.n = check_int("n", n, 4, MAX_HELD_KARP_NODES)
         self.n_warm_start = check_int("n_warm_start", n_warm_start, 1, 12)
         self.instance_seed, self.init_seed, self.cache_dir = instance_seed, init_seed, cache_dir

@@ -28,10 +28,10 @@ from expo_nb.core import (
 )
 
 # %% auto #0
-__all__ = ['SCORE_SCALE_RULES', 'DEFAULT_SCORE_SCALE', 'DEFAULT_SAMPLES', 'FALLBACKS', 'Parsed', 'last_valid', 'StepOutcome',
+__all__ = ['SCORE_SCALE_RULES', 'DEFAULT_SCORE_SCALE', 'DEFAULT_TEMPERATURES', 'FALLBACKS', 'Parsed', 'last_valid', 'StepOutcome',
            'prompt_score', 'resolve_score_scale', 'check_score_scale', 'coerce_prompt_part', 'TaskProblem',
-           'check_samples', 'feedback_position', 'ask_batch', 'completion_totals', 'add_proposals', 'choose_feedback',
-           'TaskHistory', 'TaskPrompts', 'Task']
+           'check_temperatures', 'feedback_position', 'resolve_temperatures', 'ask_batch', 'completion_totals',
+           'add_proposals', 'choose_feedback', 'TaskHistory', 'TaskPrompts', 'Task']
 
 # %% ../nbs/20_tasks.ipynb #eb89cbe4
 @dataclass(frozen=True)
@@ -149,27 +149,36 @@ class TaskProblem(ABC):
         return self.enhanced_description, self.instruction0
 
 # %% ../nbs/20_tasks.ipynb #1d9ef748
-DEFAULT_SAMPLES = (1.0,) * 7 + (0.0,)   # per-sample temperatures of one iteration (paper, spec §2.3)
+DEFAULT_TEMPERATURES = (1.0,) * 7 + (0.0,)   # the sample temperatures of one iteration (paper, spec §2.3)
 FALLBACKS = ("penalty", "best-valid")   # what scores a prompt whose feedback reply stays invalid after re-asking
 
-def check_samples(samples: Sequence[float]) -> tuple[float, ...]:
-    "The per-sample temperatures as floats; ExpoError when there are none or one is outside [0, 2]."
-    temperatures = tuple(float(t) for t in samples)
-    if not temperatures: raise ExpoError("samples is empty: give at least one temperature per iteration")
-    if not all(0 <= t <= 2 for t in temperatures):
-        raise ExpoError(f"sample temperatures must be in [0, 2], got {temperatures}")
-    return temperatures
+def check_temperatures(temperatures: Sequence[float]) -> tuple[float, ...]:
+    "The sample temperatures as floats; ExpoError when there are none or one is outside [0, 2]."
+    values = tuple(float(t) for t in temperatures)
+    if not values: raise ExpoError("temperatures is empty: give at least one sample temperature per iteration")
+    if not all(0 <= t <= 2 for t in values):
+        raise ExpoError(f"sample temperatures must be in [0, 2], got {values}")
+    return values
 
-def feedback_position(samples: Sequence[float]) -> int:
+def feedback_position(temperatures: Sequence[float]) -> int:
     "Index of the sample whose score is the feedback: the last one with the lowest temperature."
-    low = min(samples)
-    return max(k for k, t in enumerate(samples) if t == low)
+    low = min(temperatures)
+    return max(k for k, t in enumerate(temperatures) if t == low)
+
+# %% ../nbs/20_tasks.ipynb #519a1724
+def resolve_temperatures(temperatures: Sequence[float] | None,
+                         samples: Sequence[float] | None = None) -> tuple[float, ...]:
+    "The checked `temperatures`, or `samples` (their deprecated alias), or else DEFAULT_TEMPERATURES."
+    if temperatures is not None and samples is not None:
+        raise ExpoError("give temperatures= or samples= (its deprecated alias), not both")
+    given = samples if temperatures is None else temperatures
+    return check_temperatures(DEFAULT_TEMPERATURES if given is None else given)
 
 # %% ../nbs/20_tasks.ipynb #9bf71097
-def ask_batch(chat: ChatModel, messages: list[dict], samples: Sequence[float], max_tokens: int, tag: str = ""
+def ask_batch(chat: ChatModel, messages: list[dict], temperatures: Sequence[float], max_tokens: int, tag: str = ""
               ) -> tuple[list[ChatRequest], list[Completion]]:
     "One request per sample temperature, sent in one `chat.complete` call: the requests and their completions."
-    requests = batch_requests(messages, samples, max_tokens, tag=tag)
+    requests = batch_requests(messages, temperatures, max_tokens, tag=tag)
     completions = list(chat.complete(requests))
     if len(completions) != len(requests):
         raise ExpoError(f"the chat model returned {len(completions)} completions for {len(requests)} requests")
@@ -218,14 +227,15 @@ def choose_feedback(evaluated: Sequence[Exemplar | None],  # per reply (None if 
 # %% ../nbs/20_tasks.ipynb #395ee01b
 class TaskHistory(TaskProblem):
     "The settings of a task and its history of evaluated actions, started from the warm starts."
-    def __init__(self, samples: Sequence[float] = DEFAULT_SAMPLES,  # temperatures of the samples of one iteration
+    def __init__(self, temperatures: Sequence[float] | None = None,  # sample temperatures (None: DEFAULT_TEMPERATURES)
                  top_k: int = 20,                    # exemplars shown by default (the best, worst to best)
                  max_tokens: int = 256,              # token budget per reply
                  score_scale: float | str = DEFAULT_SCORE_SCALE,  # b, or a rule for it (resolve_score_scale)
                  score_floor: float | None = -1.0,   # lowest prompt score; None for the unclipped formula
                  fallback: str = "penalty",          # after the re-asks: "penalty" or "best-valid" (FALLBACKS)
-                 reask: int = 1):                    # times an invalid temperature-0 (feedback) reply is asked again
-        self.samples, self.top_k = check_samples(samples), check_int("top_k", int(top_k), low=1)
+                 reask: int = 1,                     # times an invalid temperature-0 (feedback) reply is asked again
+                 samples: Sequence[float] | None = None):   # deprecated alias of `temperatures` (old code and configs)
+        self.temperatures, self.top_k = resolve_temperatures(temperatures, samples), check_int("top_k", int(top_k), 1)
         self.fallback, self.reask = check_choice("fallback", fallback, FALLBACKS), check_int("reask", reask, 0, 10)
         self._given_scale, self.score_scale = check_score_scale(score_scale), None
         self.max_tokens, self.score_floor, self.history, self.metric_history = int(max_tokens), score_floor, [], []
@@ -235,9 +245,8 @@ class TaskHistory(TaskProblem):
         actions = list(dict.fromkeys(self.warm_start_actions()))
         if not actions: raise ExpoError("warm_start_actions() returned nothing; the history needs at least one action")
         objectives = [float(self.objective(a)) for a in actions]
-        self.score_scale = resolve_score_scale(self._given_scale, objectives)
+        self.score_scale, self.metric_history = resolve_score_scale(self._given_scale, objectives), []
         self.history = [Exemplar(a, o, self.prompt_score(o)) for a, o in zip(actions, objectives)]
-        self.metric_history = []
 
     def prompt_score(self, objective: float) -> float:
         "(-objective + b) / b with this task's b, clipped at `score_floor`."
@@ -277,15 +286,15 @@ class TaskPrompts(TaskHistory):
 # %% ../nbs/20_tasks.ipynb #cdeda225
 class Task(TaskPrompts):
     "A sequential decision task driven by meta-prompts; subclasses define the problem, the base runs the loop."
-    feedback_index = property(lambda self: feedback_position(self.samples),
+    feedback_index = property(lambda self: feedback_position(self.temperatures),
                               doc="The sample whose score is the feedback: the last one with the lowest temperature.")
     def es_pool(self) -> list[Exemplar]: return list(self.history)   # EXPO-ES chooses exemplars from all of it
 
     def step(self, chat: ChatModel, description: TaskDescription | str, instruction: MetaInstruction | str,
              exemplars: ExemplarSequence | None = None, tag: str = "") -> StepOutcome:
         "One iteration: sample the batch, grow the history with the valid new proposals, return the feedback score."
-        messages, n = self.messages(self.meta_prompt(description, instruction, exemplars)), len(self.samples)
-        requests, completions = ask_batch(chat, messages, self.samples, self.max_tokens, tag)
+        messages, n = self.messages(self.meta_prompt(description, instruction, exemplars)), len(self.temperatures)
+        requests, completions = ask_batch(chat, messages, self.temperatures, self.max_tokens, tag)
         evaluated, n_new = self._add(completions)
         first_valid = evaluated[self.feedback_index] is not None
         for attempt in range(0 if first_valid else self.reask):      # re-ask the feedback sample, new tag

@@ -167,7 +167,7 @@ def test_rotation_selector_wiring_and_rephrased_instruction():
 
 
 def test_several_samples_play_the_temperature_zero_one():
-    task = BanditTask("hard", seed=0, samples=(1.0, 1.0, 0.0))
+    task = BanditTask("hard", seed=0, temperatures=(1.0, 1.0, 0.0))
     outcome = task.step(ScriptedChat(["green:1", "orange:1", "blue:1"]), task.description0, task.instruction0)
     assert task.history[-1].action == "blue" and outcome.n_valid == 2 and outcome.n_samples == 3 and outcome.valid
 
@@ -176,7 +176,7 @@ def test_validation_errors():
     with pytest.raises(ExpoError, match="unknown instance 'medium'; choose one of"): BanditTask("medium")
     with pytest.raises(ExpoError, match="horizon must be"): BanditTask(horizon=-3)
     with pytest.raises(ExpoError, match="unknown invalid 'retry'; choose one of"): BanditTask(invalid="retry")
-    with pytest.raises(ExpoError, match="samples is empty"): BanditTask(samples=())
+    with pytest.raises(ExpoError, match="temperatures is empty"): BanditTask(temperatures=())
     task = BanditTask("hard", horizon=1)
     task.step(ScriptedChat(["blue:1"]), task.description0, task.instruction0)
     with pytest.raises(ExpoError, match="all 1 time steps are played"):

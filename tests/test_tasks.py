@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from expo_nb.core import Completion, Exemplar, ExemplarSequence, ExpoError, MetaInstruction, make_rng
 from expo_nb.task_linreg import LINREG_FORMAT, LinearRegressionTask, parse_pair
 from expo_nb.task_tsp import TSP_FORMAT, TspTask, held_karp, parse_tour, tour_length
-from expo_nb.tasks import DEFAULT_SAMPLES, Parsed, StepOutcome, Task, prompt_score
+from expo_nb.tasks import DEFAULT_TEMPERATURES, Parsed, StepOutcome, Task, prompt_score
 from expo_nb.testing import ScriptedChat
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -282,7 +282,7 @@ D0, I0 = LinearRegressionTask.description0, LinearRegressionTask.instruction0
 
 
 def test_step_grows_history_deduplicates_and_scores_temperature_zero():
-    task = LinearRegressionTask(samples=(1.0, 1.0, 1.0, 0.0))
+    task = LinearRegressionTask(temperatures=(1.0, 1.0, 1.0, 0.0))
     warm = task.history[0].action
     chat = ScriptedChat(["[3, 29]", "again [3, 29]", f"[{warm[0]}, {warm[1]}]", "final: [4, 28]"])
     out = task.step(chat, D0, I0, tag="it0")
@@ -297,14 +297,14 @@ def test_step_grows_history_deduplicates_and_scores_temperature_zero():
 
 
 def test_step_feedback_uses_known_action_score():
-    task = LinearRegressionTask(samples=(0.0,))
+    task = LinearRegressionTask(temperatures=(0.0,))
     known = task.history[2]
     out = task.step(ScriptedChat([f"[{known.action[0]}, {known.action[1]}]"]), D0, I0)
     assert (out.score, out.n_new, out.feedback) == (known.score, 0, "sample")
 
 
 def test_step_fallback_best_valid_then_penalty():
-    task = LinearRegressionTask(samples=(1.0, 1.0, 0.0), fallback="best-valid", reask=0)
+    task = LinearRegressionTask(temperatures=(1.0, 1.0, 0.0), fallback="best-valid", reask=0)
     out = task.step(ScriptedChat(["[3, 29]", "[10, 10]", "I am not sure."]), D0, I0)
     assert (out.valid, out.feedback) == (False, "best-valid")
     assert out.score == max(task.prompt_score(task.objective(p)) for p in [(3, 29), (10, 10)])
@@ -315,7 +315,7 @@ def test_step_fallback_best_valid_then_penalty():
 
 
 def test_step_penalty_fallback_mode():
-    task = LinearRegressionTask(samples=(1.0, 0.0), fallback="penalty")
+    task = LinearRegressionTask(temperatures=(1.0, 0.0), fallback="penalty")
     out = task.step(ScriptedChat(["[2, 30]", "oops", "oops again"]), D0, I0)
     assert out.feedback == "penalty" and out.score == min(e.score for e in task.history) and out.metric == 0.0
     assert out.n_reasked == 1 and len(out.replies) == 3
@@ -323,7 +323,7 @@ def test_step_penalty_fallback_mode():
 
 def test_default_reasks_an_invalid_greedy_reply_then_penalizes():
     "Default labels: an invalid temperature-0 reply is asked again once; the best other sample never stands in."
-    task = LinearRegressionTask(samples=(1.0, 1.0, 0.0))
+    task = LinearRegressionTask(temperatures=(1.0, 1.0, 0.0))
     chat = ScriptedChat(["[2, 30]", "[3, 29]", "no pair here", "[4, 28]"])
     out = task.step(chat, D0, I0, tag="it-0")
     assert (out.feedback, out.objective, out.n_reasked) == ("reask", task.objective((4, 28)), 1)
@@ -341,7 +341,7 @@ def test_step_counts_tokens_and_cache_hits():
             return [Completion("[3, 29]", 10, 2, cached=k % 2 == 0) for k, _ in enumerate(requests)]
     out = LinearRegressionTask().step(Cached(), D0, I0)
     assert (out.prompt_tokens, out.completion_tokens, out.cached_calls, out.n_samples) == (80, 16, 4, 8)
-    assert DEFAULT_SAMPLES == (1.0,) * 7 + (0.0,)
+    assert DEFAULT_TEMPERATURES == (1.0,) * 7 + (0.0,)
 
 
 def test_step_rejects_wrong_completion_count_and_arm_indices():
@@ -354,12 +354,12 @@ def test_step_rejects_wrong_completion_count_and_arm_indices():
 
 
 def test_tsp_step_and_state_round_trip():
-    task = TspTask(n=6, instance_seed=1, samples=(1.0, 0.0))
+    task = TspTask(n=6, instance_seed=1, temperatures=(1.0, 0.0))
     chat = ScriptedChat(["<trace>1,2,3,4,5,0</trace>", "<trace>0,1,2,3,4,5</trace>"])
     out = task.step(chat, task.description0, task.instruction0)
     assert out.n_new <= 1 and out.valid and out.objective == tour_length(task.distances, (0, 1, 2, 3, 4, 5))
     state = json.loads(json.dumps(task.state_dict()))
-    fresh = TspTask(n=6, instance_seed=1, samples=(1.0, 0.0))
+    fresh = TspTask(n=6, instance_seed=1, temperatures=(1.0, 0.0))
     fresh.load_state_dict(state)
     assert fresh.history == task.history
     assert (fresh.metric_history, fresh.score_scale) == (task.metric_history, task.score_scale)
@@ -368,12 +368,25 @@ def test_tsp_step_and_state_round_trip():
 
 def test_feedback_index_is_last_lowest_temperature():
     assert LinearRegressionTask().feedback_index == 7
-    assert LinearRegressionTask(samples=(0.0, 1.0, 0.0, 1.0)).feedback_index == 2
-    assert LinearRegressionTask(samples=(1.0,) * 8).feedback_index == 7
+    assert LinearRegressionTask(temperatures=(0.0, 1.0, 0.0, 1.0)).feedback_index == 2
+    assert LinearRegressionTask(temperatures=(1.0,) * 8).feedback_index == 7
 
 
 def test_task_validation_errors():
     with pytest.raises(ExpoError, match="top_k"): LinearRegressionTask(top_k=0)
-    with pytest.raises(ExpoError, match="temperatures must be in"): LinearRegressionTask(samples=(3.0,))
+    with pytest.raises(ExpoError, match="temperatures must be in"): LinearRegressionTask(temperatures=(3.0,))
     with pytest.raises(ExpoError, match="n must be an int"): TspTask(n=3)
     with pytest.raises(TypeError): Task()                                       # abstract
+    with pytest.raises(ExpoError, match="temperatures is empty"): TspTask(n=6, temperatures=())
+
+
+def test_samples_is_the_deprecated_alias_of_temperatures():
+    "Old code and old run configs pass the temperatures as `samples`: same task; both at once is an error."
+    from expo_nb.config import RunConfig, build_task
+    from expo_nb.task_mab import BanditTask
+    for cls in (LinearRegressionTask, TspTask, BanditTask):
+        assert cls(samples=(1.0, 0.0)).temperatures == cls(temperatures=(1.0, 0.0)).temperatures == (1.0, 0.0)
+        with pytest.raises(ExpoError, match="not both"): cls(temperatures=(1.0,), samples=(0.0,))
+    old = build_task(RunConfig(samples=3, task_settings={"samples": [1, 1, 0, 0]}))
+    assert old.temperatures == (1.0, 1.0, 0.0, 0.0) and old.feedback_index == 3
+    assert build_task(RunConfig(samples=3)).temperatures == (1.0, 1.0, 0.0)
