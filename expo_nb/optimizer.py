@@ -219,7 +219,7 @@ class PromptOptimizer:
         estimator = EstimatorConfig(seed=check_int("seed", seed, low=0)) if estimator is None else estimator
         self.settings = optimizer_settings(description, instruction, self.method.name, eta, seed, k_descriptions,
                                            k_instructions, rephrase_style, failure_score, variants, estimator)
-        self.run_dir, self.records, self.pending, self._stack = None, [], None, ExitStack()
+        self.run_dir, self.records, self.pending, self._stack, self.closed = None, [], None, ExitStack(), False
         try:
             if run_dir is not None: self._open(Path(run_dir))
             self.domain = self._load_domain(rephraser, embedder)
@@ -248,7 +248,8 @@ def _load_domain(self, rephraser, embedder) -> PromptDomain:
     return domain
 
 def _close(self) -> None:
-    "Release the run directory (its lock); the optimizer's state is already on disk."
+    "Release the run directory (its lock) and refuse further tells; the optimizer's state is already on disk."
+    self.closed = True
     self._stack.close()
 
 PromptOptimizer._open, PromptOptimizer._load_domain, PromptOptimizer.close = _open, _load_domain, _close
@@ -271,7 +272,8 @@ PromptOptimizer.messages = staticmethod(prompt_messages)
 
 # %% ../nbs/27_optimizer.ipynb #85f6c10e
 def _check_asked(self, prompt) -> None:
-    "ExpoError unless `prompt` is the one `ask` hands out now."
+    "ExpoError unless `prompt` is the one `ask` hands out now (and the optimizer is open)."
+    if self.closed: raise ExpoError("this PromptOptimizer is closed; open a new one (same run_dir) to continue")
     if not isinstance(prompt, Prompt):
         raise ExpoError(f"tell needs the Prompt that ask() returned, got {type(prompt).__name__}")
     now = self.ask()
@@ -348,8 +350,11 @@ def _best(self) -> tuple[Prompt | None, float | None]:
     description, instruction = self.domain.texts(record["arm"])
     return Prompt(record["iteration"], record["arm"], description.text, instruction.text), mean
 
-PromptOptimizer.best = _best
-PromptOptimizer.summary = lambda self, top=5: self.selector.summary(top=top)
+def _summary(self, top: int = 5) -> dict:
+    "The selector's view: iterations, entropy of its sampling distribution and its `top` most likely arms."
+    return self.selector.summary(top=top)
+
+PromptOptimizer.best, PromptOptimizer.summary = _best, _summary
 
 # %% ../nbs/27_optimizer.ipynb #06d72eea
 def run_step(optimizer: PromptOptimizer, agent: Callable[[str], object], score: Callable[[object], object],

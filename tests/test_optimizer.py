@@ -186,6 +186,8 @@ def test_run_dir_refuses_a_second_writer_and_other_settings(tmp_path):
         probe = (f"from expo_nb.rundir import run_lock\nwith run_lock({str(tmp_path)!r}): pass")
         proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
         assert "in use by another run" in proc.stderr
+    with pytest.raises(ExpoError, match="is closed"):   # a closed optimizer no longer writes the directory
+        optimizer.tell(optimizer.ask(), 1.0)
     with pytest.raises(ExpoError, match="holds a run with other eta"):
         small(run_dir=tmp_path, eta=3.0)
     with small(run_dir=tmp_path) as optimizer:   # a refused open released the directory
