@@ -165,6 +165,7 @@ def optimizer_settings(description: str, instruction: str, method: str, eta: flo
     for name, text in (("description", description), ("instruction", instruction)):
         if not isinstance(text, str) or not text.strip(): raise ExpoError(f"{name} must be a non-empty string")
     if failure_score is not None: check_number("failure_score", failure_score)
+    variants = None if variants is None else list(variant_lists(variants, description, instruction))  # a file: read
     if not isinstance(estimator, EstimatorConfig):
         raise ExpoError(f"estimator must be an EstimatorConfig or None, got {type(estimator).__name__}")
     return check_info({"description": description, "instruction": instruction, "method": method,

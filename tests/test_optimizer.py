@@ -216,3 +216,14 @@ def test_methods_without_exemplars_run():
         for _ in range(3): optimizer.tell(optimizer.ask(), 0.5)
         assert optimizer.domain.shape == shape and optimizer.iteration == 3
         if method == "opro": assert {r["arm"] for r in optimizer.records} == {0}
+
+
+def test_variants_from_a_file_are_stored_as_texts(tmp_path):
+    path = tmp_path / "variants.json"
+    path.write_text(json.dumps({"descriptions": VARIANTS["descriptions"][1:], "instructions": ["Say a number."]}))
+    with small(run_dir=tmp_path / "run", variants=path) as optimizer:
+        assert optimizer.domain.shape == (3, 2)
+        optimizer.tell(optimizer.ask(), 1.0)
+    path.write_text(json.dumps({"descriptions": [], "instructions": ["Say one number."]}))   # the file changed
+    with pytest.raises(ExpoError, match="holds a run with other variants"):
+        small(run_dir=tmp_path / "run", variants=str(path))
