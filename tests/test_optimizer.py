@@ -48,8 +48,8 @@ DRIVER = textwrap.dedent('''
 
 def small(**options):
     "An optimizer over VARIANTS with a hashing embedder (no model, no network)."
-    return PromptOptimizer(VARIANTS["descriptions"][0], VARIANTS["instructions"][0], variants=VARIANTS,
-                           embedder=HashingEmbedder(32), **options)
+    return PromptOptimizer(VARIANTS["descriptions"][0], VARIANTS["instructions"][0],
+                           **{"variants": VARIANTS, "embedder": HashingEmbedder(32), **options})
 
 
 @pytest.mark.parametrize("options, message", [
@@ -224,6 +224,6 @@ def test_variants_from_a_file_are_stored_as_texts(tmp_path):
     with small(run_dir=tmp_path / "run", variants=path) as optimizer:
         assert optimizer.domain.shape == (3, 2)
         optimizer.tell(optimizer.ask(), 1.0)
-    path.write_text(json.dumps({"descriptions": [], "instructions": ["Say one number."]}))   # the file changed
+    path.write_text(json.dumps({"descriptions": ["Guess."], "instructions": ["Say one number."]}))   # changed
     with pytest.raises(ExpoError, match="holds a run with other variants"):
         small(run_dir=tmp_path / "run", variants=str(path))
