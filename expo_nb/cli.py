@@ -13,15 +13,15 @@ from typing import Optional
 
 import typer
 
-from .config import PRESETS, RunConfig, get_preset
+from .config import PRESETS, TASK_CLASSES, RunConfig, get_preset, registered_tasks
 from .core import ExpoError
 from .methods import FIXED_PROMPT_METHOD, METHODS
 
 # %% auto #0
 __all__ = ['app', 'LLM', 'EMBEDDER', 'METHOD', 'DOMAIN', 'CACHE', 'SCORE_SCALE', 'REPHRASER', 'REPHRASE_STYLE', 'THREADS',
            'INPUT_PROJECTION', 'ENV_SEED', 'TEMPERATURES', 'PROMPT_FROM', 'PROGRESS', 'DRY_RUN', 'MAX_TOKENS_TOTAL',
-           'SHARED_CACHE', 'TASK_SETTINGS', 'TASK_SETTING', 'RECORD_HEADER', 'fail', 'presets', 'fixed_prompt_from',
-           'run', 'sweep', 'plot', 'domain', 'show', 'main']
+           'SHARED_CACHE', 'TASK_SETTINGS', 'TASK_SETTING', 'TASK', 'RECORD_HEADER', 'fail', 'presets',
+           'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain', 'show', 'main']
 
 # %% ../nbs/33_cli.ipynb #3567cc25
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="EXPO meta-prompt optimization experiments.")
@@ -34,11 +34,14 @@ def fail(message: str) -> None:
 # %% ../nbs/33_cli.ipynb #f465139d
 @app.command()
 def presets() -> None:
-    "List the preset names with task, method, iterations and samples."
+    "List the preset names with task, method, iterations and samples, and the tasks a preset can run."
     for name in sorted(PRESETS):
         config = PRESETS[name]
         typer.echo(f"{name:20s} {config.task:7s} {json.dumps(config.task_settings):22s} "
                    f"T={config.iterations:<4d} samples={config.samples} eta={config.eta:g}")
+    registered = ", ".join(f"{name} ({path})" for name, path in sorted(registered_tasks().items())) or "none"
+    typer.echo(f"\ntasks: built in {', '.join(TASK_CLASSES)}; registered {registered}; or any module:Class "
+               "(expo run PRESET --task NAME runs it with the preset's budget)")
 
 # %% ../nbs/33_cli.ipynb #174c9239
 _CHAT_SPECS = "local:qwen1.5b, local:smollm135m, openai:MODEL, http://HOST:PORT/v1#MODEL"
@@ -64,15 +67,19 @@ SHARED_CACHE = typer.Option(False, help="one response cache for all runs: method
                                         "replies (common random numbers)")
 TASK_SETTINGS = typer.Option(None, help="the task's settings from a JSON or TOML file")
 TASK_SETTING = typer.Option(None, help="one task setting KEY=VALUE (repeatable; wins over --task-settings)")
+TASK = typer.Option(None, help="run another task with the preset's budget: a built-in or registered name, or "
+                               "module:Class")
 
 # %% ../nbs/33_cli.ipynb #4be78aa5
 def _config(preset: str, **overrides) -> RunConfig:
     "The preset with the given (non-None) overrides, validated; one-line error otherwise."
     try:
         overrides = {key: value for key, value in overrides.items() if value is not None}
-        if "task_settings" in overrides:
-            overrides["task_settings"] = {**get_preset(preset).task_settings, **overrides["task_settings"]}
-        return replace(get_preset(preset), **overrides).validate()
+        base = get_preset(preset)
+        same_task = overrides.get("task", base.task) == base.task   # another task: the preset's settings don't apply
+        preset_settings = base.task_settings if same_task else {}
+        overrides["task_settings"] = {**preset_settings, **overrides.get("task_settings", {})}
+        return replace(base, **overrides).validate()
     except ExpoError as error: fail(str(error))
     except TypeError as error: fail(f"bad override: {error}")
 
@@ -190,13 +197,14 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
         temperatures: Optional[str] = TEMPERATURES,
         prompt_from: Optional[Path] = PROMPT_FROM, progress: bool = PROGRESS, dry_run: bool = DRY_RUN,
         max_tokens_total: Optional[int] = MAX_TOKENS_TOTAL, task_settings: Optional[Path] = TASK_SETTINGS,
-        task_setting: Optional[list[str]] = TASK_SETTING) -> None:
+        task_setting: Optional[list[str]] = TASK_SETTING, task: Optional[str] = TASK) -> None:
     "Run PRESET (with overrides) in a run directory; rerun to resume."
     from expo_nb.runner import run as run_config
     fixed = _fixed_prompt(prompt_from, method)
     temperature_list = _numbers(temperatures, "--temperatures")
     samples = samples if samples is not None or not temperature_list else len(temperature_list)
-    config = _config(preset, llm=llm, embedder=embedder, method=FIXED_PROMPT_METHOD if fixed else method, seed=seed,
+    config = _config(preset, task=task, llm=llm, embedder=embedder, method=FIXED_PROMPT_METHOD if fixed else method,
+                     seed=seed,
                      iterations=iterations, samples=samples, eta=eta, domain=domain, cache=cache,
                      input_projection=input_projection, score_scale=_score_scale(score_scale), rephraser=rephraser,
                      rephrase_style=rephrase_style, env_seed=env_seed, temperatures=temperature_list,

@@ -17,20 +17,60 @@ from .methods import FIXED_PROMPT_METHOD, METHODS
 from .tasks import DEFAULT_SCORE_SCALE, FALLBACKS, resolve_score_scale
 
 # %% auto #0
-__all__ = ['TASK_NAMES', 'METRIC_LABELS', 'PRESETS', 'SEED_STREAMS', 'TASK_CLASSES', 'ExperimentFields', 'RunFields',
-           'validate_config', 'config_fields', 'RunConfig', 'get_preset', 'run_seeds', 'request_tag', 'make_task',
-           'sample_temperatures', 'build_task']
+__all__ = ['TASK_NAMES', 'METRIC_LABELS', 'TASK_CLASSES', 'TASK_ENTRY_POINTS', 'PRESETS', 'SEED_STREAMS', 'registered_tasks',
+           'task_path', 'task_class', 'make_task', 'ExperimentFields', 'RunFields', 'validate_config', 'config_fields',
+           'RunConfig', 'get_preset', 'run_seeds', 'request_tag', 'sample_temperatures', 'takes_setting', 'build_task']
 
 # %% ../nbs/25_config.ipynb #e1307d04
-TASK_NAMES = ("linreg", "tsp", "bandit")
+TASK_NAMES = ("linreg", "tsp", "bandit")   # the paper's tasks, built in
 METRIC_LABELS = {"linreg": "best MSE so far", "tsp": "best optimality gap so far (%)", "bandit": "cumulative regret"}
 _INT_MAX = 2**63 - 1
+
+# %% ../nbs/25_config.ipynb #a88bef74
+TASK_CLASSES = {"linreg": ("expo_nb.task_linreg", "LinearRegressionTask"),
+                "tsp": ("expo_nb.task_tsp", "TspTask"), "bandit": ("expo_nb.task_mab", "BanditTask")}
+TASK_ENTRY_POINTS = "expo_nb.tasks"   # the entry-point group where installed packages register tasks by name
+
+def registered_tasks() -> dict[str, str]:
+    "Task names registered by installed packages (entry-point group expo_nb.tasks) -> 'module:Class'."
+    from importlib.metadata import entry_points
+    return {point.name: point.value for point in entry_points(group=TASK_ENTRY_POINTS)}
+
+def task_path(name: str) -> tuple[str, str]:
+    "(module, class) of a built-in task, a registered one, or an import path 'module:Class'."
+    if name in TASK_CLASSES: return TASK_CLASSES[name]
+    path = registered_tasks().get(name, name) if isinstance(name, str) else None
+    if not isinstance(path, str) or path.count(":") != 1 or not all(part.strip() for part in path.split(":")):
+        known = (*sorted(TASK_CLASSES), *sorted(registered_tasks()))
+        raise ExpoError(f"unknown task {name!r}; choose one of {known} or give an import path module:Class")
+    module_name, class_name = path.split(":")
+    return module_name.strip(), class_name.strip()
+
+# %% ../nbs/25_config.ipynb #63b4d2d7
+def task_class(name: str) -> type:
+    "The Task subclass called `name` (see above); a one-line ExpoError naming what is wrong otherwise."
+    from expo_nb.tasks import Task
+    module_name, class_name = task_path(name)
+    try: module = importlib.import_module(module_name)
+    except Exception as error:   # a user's module may fail in any way while it is imported
+        raise ExpoError(f"task {name!r}: cannot import module {module_name!r}: {error}") from None
+    cls = getattr(module, class_name, None)
+    if cls is None: raise ExpoError(f"task {name!r}: module {module_name!r} has no attribute {class_name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ExpoError(f"task {name!r}: {module_name}.{class_name} is not a Task subclass (see 20_tasks)")
+    return cls
+
+def make_task(name: str, **settings):
+    "Instantiate the task called `name` with keyword `settings`."
+    cls = task_class(name)
+    try: return cls(**settings)
+    except TypeError as error: raise ExpoError(f"bad settings for task {name!r}: {error}") from None
 
 # %% ../nbs/25_config.ipynb #8c30ba24
 @dataclass(frozen=True)
 class ExperimentFields:
     "What runs: the task, the method, the models, the budget and the domain, with their defaults."
-    task: str = "linreg"  # task name, one of TASK_NAMES
+    task: str = "linreg"  # a built-in task, a registered one, or module:Class (task_class)
     task_settings: dict = field(default_factory=dict)  # keyword arguments for the task class
     method: str = "expo"  # one of METHODS
     llm: str = "local:qwen1.5b"  # chat model spec for make_chat
@@ -92,7 +132,7 @@ def _validate_models_and_prompts(config) -> None:
 # %% ../nbs/25_config.ipynb #9d5d966c
 def validate_config(config) -> None:
     "ExpoError naming the first bad field of a RunConfig and how to fix it."
-    check_choice("task", config.task, TASK_NAMES)
+    task_class(config.task)
     check_choice("method", config.method, METHODS)
     if not isinstance(config.task_settings, dict):
         raise ExpoError("task_settings must be a dict of keyword arguments")
@@ -198,36 +238,35 @@ def request_tag(config: RunConfig, iteration: int) -> str:
     "The tag of an iteration's requests: with the seed in it, repetitions get their own samples and cache entries."
     return f"seed-{config.seed}/iteration-{iteration}" if config.seed_streams else f"iteration-{iteration}"
 
-# %% ../nbs/25_config.ipynb #333b599e
-TASK_CLASSES = {"linreg": ("expo_nb.task_linreg", "LinearRegressionTask"),
-                "tsp": ("expo_nb.task_tsp", "TspTask"), "bandit": ("expo_nb.task_mab", "BanditTask")}
-
-def make_task(name: str, **settings):
-    "Instantiate the task called `name` with keyword `settings`."
-    check_choice("task", name, sorted(TASK_CLASSES))
-    module_name, class_name = TASK_CLASSES[name]
-    try: module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ExpoError(f"task {name!r} needs module {module_name}, which cannot be imported: {error}") from None
-    try: return getattr(module, class_name)(**settings)
-    except TypeError as error: raise ExpoError(f"bad settings for task {name!r}: {error}") from None
-
-# %% ../nbs/25_config.ipynb #c0be81e0
+# %% ../nbs/25_config.ipynb #48979448
 def sample_temperatures(samples: int) -> tuple[float, ...]:
     "The per-iteration batch: `samples - 1` calls at temperature 1, then one at 0 whose reply is the feedback."
     return (1.0,) * (int(samples) - 1) + (0.0,)
 
+def takes_setting(cls: type, name: str) -> bool:
+    "Whether `cls(...)` takes keyword `name`: as a parameter, or through **settings passed on to the Task base."
+    import inspect
+
+    from expo_nb.tasks import Task
+    parameters = inspect.signature(cls).parameters
+    if name in parameters: return True
+    passes_on = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return passes_on and name in inspect.signature(Task.__init__).parameters
+
+# %% ../nbs/25_config.ipynb #c0be81e0
 _SCORE_FIELDS = ("score_scale", "score_floor", "fallback", "reask")
 
 def build_task(config: RunConfig):
     "The task of `config`: its temperatures, score settings and seeds (`run_seeds`) unless task_settings set them."
-    settings, seeds = dict(config.task_settings), run_seeds(config)
-    if "samples" not in settings:   # old task_settings name the temperatures "samples" (the tasks' deprecated alias)
+    settings, seeds, cls = dict(config.task_settings), run_seeds(config), task_class(config.task)
+    takes = lambda name: takes_setting(cls, name)   # a task of your own gets the defaults it can take
+    if "samples" not in settings and takes("temperatures"):   # old task_settings: "samples", a deprecated alias
         settings.setdefault("temperatures", config.temperatures or sample_temperatures(config.samples))
     if config.task == "bandit":
         settings.setdefault("seed", seeds["environment"])
         if config.seed_streams: settings.setdefault("agent_seed", seeds["agent"])
     else:
-        settings.setdefault("init_seed", seeds["warm_start"])
-        for name in _SCORE_FIELDS: settings.setdefault(name, getattr(config, name))
+        if takes("init_seed"): settings.setdefault("init_seed", seeds["warm_start"])
+        for name in _SCORE_FIELDS:
+            if takes(name): settings.setdefault(name, getattr(config, name))
     return make_task(config.task, **settings)
