@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -29,10 +31,11 @@ from expo_nb.rundir import (
 )
 
 # %% auto #0
-__all__ = ['OUTCOME_FIELDS', 'CHARS_PER_TOKEN', 'Proposal', 'MethodDriver', 'prediction_spread_nats', 'selection_record',
-           'selector_inputs', 'make_driver', 'iteration_record', 'prompt_token_counts', 'run_iteration', 'run_summary',
-           'finish_run', 'BudgetReached', 'run_tokens', 'check_budget', 'run_loop', 'saved_domain', 'build_run_domain',
-           'load_or_build_domain', 'run', 'estimate_tokens', 'plan_run']
+__all__ = ['OUTCOME_FIELDS', 'BudgetReached', 'CHARS_PER_TOKEN', 'Proposal', 'MethodDriver', 'prediction_spread_nats',
+           'selection_record', 'selector_inputs', 'make_driver', 'iteration_record', 'prompt_token_counts',
+           'run_iteration', 'run_summary', 'finish_run', 'RunStopped', 'RunLimits', 'run_tokens', 'check_limits',
+           'Tracker', 'notify', 'run_loop', 'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run',
+           'estimate_tokens', 'plan_run']
 
 # %% ../nbs/30_runner.ipynb #17b02973
 # Names that lived here before the configuration and the run directory got notebooks of their own (25_config,
@@ -166,13 +169,15 @@ def _save_metric_figure(path: Path, records: list[dict], config: RunConfig) -> N
 
 # %% ../nbs/30_runner.ipynb #0e2a9af8
 def run_summary(config: RunConfig, records: list[dict], domain: PromptDomain, top_arms: list[dict]) -> dict:
-    "The summary of a finished run: its totals from the records, the domain's shape and the most likely arms."
+    "A finished run's totals from the records (tokens by model: the agent's), the domain's shape, the top arms."
     total = lambda key: sum(r[key] for r in records)
     return {"task": config.task, "method": config.method, "seed": config.seed, "iterations": len(records),
             "final_metric": records[-1]["metric"] if records else None,
             "prompt_tokens": total("prompt_tokens"), "completion_tokens": total("completion_tokens"),
             "cached_calls": total("cached_calls"), "wall_s": round(total("wall_s"), 3),
-            "domain_shape": list(domain.shape), "arms_used": len({r["arm"] for r in records}), "top_arms": top_arms}
+            "domain_shape": list(domain.shape), "arms_used": len({r["arm"] for r in records}), "top_arms": top_arms,
+            "tokens_by_model": {config.llm: {"prompt_tokens": total("prompt_tokens"),
+                                             "completion_tokens": total("completion_tokens")}}}
 
 def finish_run(out_dir: Path, config: RunConfig, records: list[dict], driver, domain) -> dict:
     "Write metric.png and summary.json for a finished run; return the summary."
@@ -205,30 +210,58 @@ def _start(config: RunConfig, out_dir: Path, driver: MethodDriver, task) -> tupl
     return resume(out_dir, driver, task)
 
 # %% ../nbs/30_runner.ipynb #c24c50a0
-class BudgetReached(ExpoError):
-    "A run stopped at its token budget; rerunning with a larger budget resumes it."
+class RunStopped(ExpoError):
+    "A run stopped at one of its limits (RunLimits); rerunning with wider limits resumes it."
+
+BudgetReached = RunStopped   # the name of the token-budget stop in earlier versions
+
+@dataclass(frozen=True)
+class RunLimits:
+    "When a run stops before its last iteration, resumably; not part of the config (a rerun may change them)."
+    max_tokens_total: int | None = None    # prompt + completion tokens of the run's iterations
+    stop_at_metric: float | None = None    # stop once the task metric is at or below this
 
 def run_tokens(records: list[dict]) -> int:
     "Prompt and completion tokens of the logged iterations."
     return sum(r["prompt_tokens"] + r["completion_tokens"] for r in records)
 
-def check_budget(records: list[dict], max_tokens_total: int | None, out_dir: Path) -> None:
-    "BudgetReached once the logged tokens reach `max_tokens_total` (None: no budget)."
-    if max_tokens_total is None or run_tokens(records) < max_tokens_total: return
-    raise BudgetReached(f"token budget reached: {run_tokens(records)} tokens >= {max_tokens_total} after "
-                        f"{len(records)} iterations; {out_dir} is saved, rerun with a larger --max-tokens-total "
-                        "to continue")
+# %% ../nbs/30_runner.ipynb #c5450ef7
+def check_limits(records: list[dict], limits: RunLimits | None, out_dir: Path) -> None:
+    "RunStopped once the logged iterations reach a limit of `limits` (None: no limits)."
+    if limits is None or not records: return
+    tokens, metric, done = run_tokens(records), records[-1]["metric"], len(records)
+    if limits.max_tokens_total is not None and tokens >= limits.max_tokens_total:
+        raise RunStopped(f"token budget reached: {tokens} tokens >= {limits.max_tokens_total} after {done} "
+                         f"iterations; {out_dir} is saved, rerun with a larger --max-tokens-total to continue")
+    if limits.stop_at_metric is not None and metric <= limits.stop_at_metric:
+        raise RunStopped(f"target metric reached: {metric:.6g} <= {limits.stop_at_metric:g} after {done} "
+                         f"iterations; {out_dir} is saved, rerun without --stop-at-metric (or a lower one) to continue")
+
+# %% ../nbs/30_runner.ipynb #3ec3c215
+class Tracker(Protocol):
+    "Mirrors a run elsewhere (an experiment tracker); the run directory stays the source of truth."
+    def start(self, config: RunConfig, out_dir: Path, records: list[dict]) -> None: ...
+    def record(self, record: dict) -> None: ...
+    def finish(self, summary: dict, out_dir: Path) -> None: ...
+
+def notify(trackers, event: str, *args) -> None:
+    "Call `event` on every tracker; a tracker that fails warns, and the run goes on."
+    for tracker in trackers:
+        try: getattr(tracker, event)(*args)
+        except Exception as error:
+            warnings.warn(f"tracking: {type(tracker).__name__}.{event} failed ({error}); the run goes on", stacklevel=2)
 
 # %% ../nbs/30_runner.ipynb #99cd9b66
 def run_loop(config: RunConfig, out_dir: Path | str, task, domain: PromptDomain, chat, driver,
-             progress: bool = False, max_tokens_total: int | None = None) -> list[dict]:
+             progress: bool = False, limits: RunLimits | None = None, trackers=()) -> list[dict]:
     "Run or resume Algorithm 1 in `out_dir`; return all iteration records. `driver`: a MethodDriver or a selector."
     out_dir = Path(out_dir)
     driver = driver if isinstance(driver, MethodDriver) else MethodDriver(driver)
     with run_lock(out_dir):
         if (out_dir / "summary.json").exists(): return read_log(out_dir / "log.jsonl")
         records, done = _start(config, out_dir, driver, task)
-        if done < config.iterations: check_budget(records, max_tokens_total, out_dir)
+        notify(trackers, "start", config, out_dir, list(records))
+        if done < config.iterations: check_limits(records, limits, out_dir)
         played = {r["arm"] for r in records}
         with _progress(config, done, progress) as bar:
             for iteration in range(done, config.iterations):
@@ -237,9 +270,10 @@ def run_loop(config: RunConfig, out_dir: Path | str, task, domain: PromptDomain,
                 records.append(record | {"distinct_arms": len(played)})
                 append_record(out_dir / "log.jsonl", records[-1])
                 save_checkpoint(out_dir, records, driver, task)
+                notify(trackers, "record", records[-1])
                 _show(bar, records)
-                if iteration + 1 < config.iterations: check_budget(records, max_tokens_total, out_dir)
-        finish_run(out_dir, config, records, driver, domain)
+                if iteration + 1 < config.iterations: check_limits(records, limits, out_dir)
+        notify(trackers, "finish", finish_run(out_dir, config, records, driver, domain), out_dir)
     return records
 
 # %% ../nbs/30_runner.ipynb #815898e5
@@ -295,7 +329,7 @@ def load_or_build_domain(config: RunConfig, domain_dir: Path, task, models, prog
     return domain
 
 def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool, threads: int | None,
-                   max_tokens_total: int | None = None) -> None:
+                   limits: RunLimits | None = None, trackers=()) -> None:
     "Build models, task and domain; commit config.json once they exist; then run the loop."
     from expo_nb.models import make_chat, make_embedder
     cache = config.cache or out_dir / "cache.sqlite"
@@ -307,14 +341,15 @@ def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: b
     domain = load_or_build_domain(config, out_dir / "domain", task, models, progress)
     if not (out_dir / "config.json").exists(): atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
     driver = make_driver(config, domain, task, embedder)
-    run_loop(config, out_dir, task, domain, chat, driver, progress, max_tokens_total)
+    run_loop(config, out_dir, task, domain, chat, driver, progress, limits, trackers)
 
 # %% ../nbs/30_runner.ipynb #27f407af
 def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progress: bool = True,
         threads: int | None = None,             # CPU threads of a local model (None: every core)
-        max_tokens_total: int | None = None,    # stop (resumably) once the run's tokens reach this; see run_loop
+        limits: RunLimits | None = None,        # stop early, resumably (tokens, a target metric); see run_loop
+        trackers=(),                            # mirror the run elsewhere (Tracker), e.g. 35_tracking's MLflow
         ) -> dict:
-    "Run (or resume, or just read back) `config` in `out_dir`; return the summary. threads and budget: not config."
+    "Run (or resume, or just read back) `config` in `out_dir`; return the summary. threads, limits: not config."
     config, out_dir = config.validate(), Path(out_dir)
     if not str(out_dir).strip() or out_dir.exists() and not out_dir.is_dir():
         raise ExpoError(f"run directory {str(out_dir)!r} is not a directory name; give --out a directory")
@@ -327,7 +362,7 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
     if embedder is None: check_credentials(config.embedder)
     created = not out_dir.exists()
     try:
-        with run_lock(out_dir): _start_and_run(config, out_dir, chat, embedder, progress, threads, max_tokens_total)
+        with run_lock(out_dir): _start_and_run(config, out_dir, chat, embedder, progress, threads, limits, trackers)
     except BaseException:
         if created and not (out_dir / "config.json").exists(): remove_failed_start(out_dir)
         raise
