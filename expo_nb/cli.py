@@ -16,12 +16,13 @@ import typer
 from .config import PRESETS, TASK_CLASSES, RunConfig, get_preset, registered_tasks
 from .core import ExpoError
 from .methods import FIXED_PROMPT_METHOD, METHODS
+from .runner import RunLimits
 
 # %% auto #0
 __all__ = ['app', 'LLM', 'EMBEDDER', 'METHOD', 'DOMAIN', 'CACHE', 'SCORE_SCALE', 'REPHRASER', 'REPHRASE_STYLE', 'THREADS',
            'INPUT_PROJECTION', 'ENV_SEED', 'TEMPERATURES', 'PROMPT_FROM', 'PROGRESS', 'DRY_RUN', 'MAX_TOKENS_TOTAL',
-           'SHARED_CACHE', 'TASK_SETTINGS', 'TASK_SETTING', 'TASK', 'RECORD_HEADER', 'fail', 'presets',
-           'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain', 'show', 'main']
+           'STOP_AT_METRIC', 'TRACK', 'PRICES', 'SHARED_CACHE', 'TASK_SETTINGS', 'TASK_SETTING', 'TASK',
+           'RECORD_HEADER', 'fail', 'presets', 'fixed_prompt_from', 'run', 'sweep', 'plot', 'domain', 'show', 'main']
 
 # %% ../nbs/33_cli.ipynb #3567cc25
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="EXPO meta-prompt optimization experiments.")
@@ -63,6 +64,9 @@ PROMPT_FROM = typer.Option(None, help="finished EXPO run: rerun OPRO with its fi
 PROGRESS = typer.Option(True, help="show progress bars")
 DRY_RUN = typer.Option(False, help="print the projected calls and tokens per model and send nothing")
 MAX_TOKENS_TOTAL = typer.Option(None, help="stop (resumably) once the run's tokens reach this many")
+STOP_AT_METRIC = typer.Option(None, help="stop (resumably) once the task metric is at or below this")
+TRACK = typer.Option(None, help="mirror the run to an experiment tracker: mlflow or mlflow:TRACKING_URI (35_tracking)")
+PRICES = typer.Option(None, help="with --dry-run: a JSON price table (USD per million tokens), see prices.example.json")
 SHARED_CACHE = typer.Option(False, help="one response cache for all runs: methods with the same seed then share "
                                         "replies (common random numbers)")
 TASK_SETTINGS = typer.Option(None, help="the task's settings from a JSON or TOML file")
@@ -150,15 +154,32 @@ def _print_summary(summary: dict, out: Path) -> None:
     typer.echo(f"run directory: {out} (log.jsonl, metric.png, summary.json)")
 
 # %% ../nbs/33_cli.ipynb #82d08df7
-def _print_plan(config: RunConfig) -> None:
-    "The projected calls and tokens per model of `config` (runner.plan_run); nothing is sent."
+def _read_prices(path: Path | None) -> dict:
+    "model spec -> {'input': USD per million tokens, 'output': ...} from a JSON file; {} without one."
+    if path is None: return {}
+    try: table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        fail(f"--prices {path} cannot be read: {error}")
+    if not isinstance(table, dict): fail(f"--prices {path} must hold an object: model -> {{input, output}}")
+    return {k: v for k, v in table.items() if not k.startswith("_") and isinstance(v, dict)}
+
+def _cost(row: dict, prices: dict) -> str:
+    "The row's cost in USD at `prices`, or '' when its model has no price."
+    price = prices.get(row["model"])
+    if price is None: return ""
+    usd = row["prompt_tokens"] * price.get("input", 0) + row["completion_tokens"] * price.get("output", 0)
+    return f"${usd / 1e6:,.2f}"
+
+def _print_plan(config: RunConfig, prices: dict) -> None:
+    "The projected calls, tokens and (with prices) cost per model of `config` (runner.plan_run); nothing is sent."
     from expo_nb.runner import plan_run
-    typer.echo(f"{'role':10} {'model':28} {'calls':>7} {'prompt tokens':>14} {'completion tokens':>18}")
+    typer.echo(f"{'role':10} {'model':30} {'calls':>7} {'prompt tokens':>14} {'completion tokens':>18} {'cost':>10}")
     for row in plan_run(config):
-        typer.echo(f"{row['role']:10} {row['model']:28} {row['calls']:>7} {row['prompt_tokens']:>14} "
-                   f"{row['completion_tokens']:>18}")
+        typer.echo(f"{row['role']:10} {row['model']:30} {row['calls']:>7} {row['prompt_tokens']:>14} "
+                   f"{row['completion_tokens']:>18} {_cost(row, prices):>10}")
     typer.echo("tokens are estimates (about 4 characters per token); nothing was sent")
 
+# %% ../nbs/33_cli.ipynb #a7b5b80d
 def _fixed_prompt(prompt_from: Path | None, method: str | None) -> dict | None:
     "The fixed prompt of --prompt-from (which runs method opro), or None; a one-line error for a clash."
     if prompt_from is None: return None
@@ -184,6 +205,14 @@ def _guarded(action, out: Path):
     except KeyboardInterrupt:
         fail(f"interrupted; finished iterations are saved in {out}; rerun the same command to resume")
 
+# %% ../nbs/33_cli.ipynb #6d430f84
+def _trackers(spec: str | None) -> list:
+    "The trackers of --track (35_tracking), or none; a one-line error for an unknown spec or a missing extra."
+    if spec is None: return []
+    from expo_nb.tracking import make_tracker
+    try: return [make_tracker(spec)]
+    except ExpoError as error: fail(str(error))
+
 # %% ../nbs/33_cli.ipynb #4e9fb147
 @app.command()
 def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)"),
@@ -197,7 +226,9 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
         temperatures: Optional[str] = TEMPERATURES,
         prompt_from: Optional[Path] = PROMPT_FROM, progress: bool = PROGRESS, dry_run: bool = DRY_RUN,
         max_tokens_total: Optional[int] = MAX_TOKENS_TOTAL, task_settings: Optional[Path] = TASK_SETTINGS,
-        task_setting: Optional[list[str]] = TASK_SETTING, task: Optional[str] = TASK) -> None:
+        task_setting: Optional[list[str]] = TASK_SETTING, task: Optional[str] = TASK,
+        stop_at_metric: Optional[float] = STOP_AT_METRIC, track: Optional[str] = TRACK,
+        prices: Optional[Path] = PRICES) -> None:
     "Run PRESET (with overrides) in a run directory; rerun to resume."
     from expo_nb.runner import run as run_config
     fixed = _fixed_prompt(prompt_from, method)
@@ -209,9 +240,10 @@ def run(preset: str = typer.Argument(..., help="preset name (see `expo presets`)
                      input_projection=input_projection, score_scale=_score_scale(score_scale), rephraser=rephraser,
                      rephrase_style=rephrase_style, env_seed=env_seed, temperatures=temperature_list,
                      fixed_prompt=fixed, task_settings=_task_settings(task_settings, task_setting))
-    if dry_run: return _guarded(lambda: _print_plan(config), Path("."))
+    if dry_run: return _guarded(lambda: _print_plan(config, _read_prices(prices)), Path("."))
     out = _out_dir(out, Path("runs") / preset)
-    options = dict(progress=progress, threads=threads, max_tokens_total=max_tokens_total)
+    options = dict(progress=progress, threads=threads, limits=RunLimits(max_tokens_total, stop_at_metric),
+                   trackers=_trackers(track))
     _print_summary(_guarded(lambda: run_config(config, out, **options), out), out)
 
 # %% ../nbs/33_cli.ipynb #68f7759c
