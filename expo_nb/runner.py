@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from .config import METRIC_LABELS, RunConfig, build_task, request_tag, run_seeds
-from .core import ExpoError, PromptDomain, atomic_write_bytes
+from .core import ExemplarSequence, ExpoError, PromptDomain, atomic_write_bytes
 from .methods import METHODS, SelectorInputs, restrict_arms
 from .models import check_credentials
 from expo_nb.rundir import (
@@ -35,7 +35,7 @@ __all__ = ['OUTCOME_FIELDS', 'BudgetReached', 'CHARS_PER_TOKEN', 'Proposal', 'Me
            'selection_record', 'selector_inputs', 'make_driver', 'iteration_record', 'prompt_token_counts',
            'run_iteration', 'run_summary', 'finish_run', 'RunStopped', 'RunLimits', 'run_tokens', 'check_limits',
            'Tracker', 'notify', 'run_loop', 'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run',
-           'estimate_tokens', 'plan_run']
+           'estimate_tokens', 'agent_prompt_tokens', 'plan_run']
 
 # %% ../nbs/30_runner.ipynb #17b02973
 # Names that lived here before the configuration and the run directory got notebooks of their own (25_config,
@@ -380,22 +380,32 @@ def _plan_row(role: str, model: str, calls: int, prompt_tokens: int, completion_
             "completion_tokens": completion_tokens}
 
 # %% ../nbs/30_runner.ipynb #541470a2
-def plan_run(config: RunConfig) -> list[dict]:
+def agent_prompt_tokens(task, calls_per_iteration: int, iterations: int, count_tokens=estimate_tokens) -> int:
+    "Projected prompt tokens of the agent: the first prompt, growing by one exemplar per new action up to top_k."
+    first = sum(count_tokens(m["content"]) for m in task.messages(task.meta_prompt(task.description0,
+                                                                                     task.instruction0)))
+    shown = len(task.default_exemplars())
+    if getattr(task, "exemplar_search", "subset") == "order": return first * calls_per_iteration * iterations
+    per_exemplar = count_tokens(task.render_exemplars(ExemplarSequence((task.history[-1],))))
+    grown = [min(task.top_k, shown + calls_per_iteration * t) - shown for t in range(iterations)]
+    return sum((first + per_exemplar * extra) * calls_per_iteration for extra in grown)
+
+# %% ../nbs/30_runner.ipynb #43a734d0
+def plan_run(config: RunConfig, count_tokens=estimate_tokens) -> list[dict]:
     "Projected calls and tokens per model of `config` (see above), one row per role; nothing is sent."
     from expo_nb.domain import rephrase_request
     task, method = build_task(config), METHODS[config.method]
-    temperatures = config.temperatures or sample_temperatures(config.samples)
-    first = task.messages(task.meta_prompt(task.description0, task.instruction0))
-    calls = config.iterations * len(temperatures)
-    prompt = sum(estimate_tokens(m["content"]) for m in first)
-    rows = [_plan_row("agent", config.llm, calls, calls * prompt, calls * task.max_tokens)]
+    per_iteration = len(config.temperatures or sample_temperatures(config.samples))
+    calls = config.iterations * per_iteration
+    rows = [_plan_row("agent", config.llm, calls, agent_prompt_tokens(task, per_iteration, config.iterations,
+                                                                       count_tokens), calls * task.max_tokens)]
     texts = [task.description0.text, task.instruction0.text]
     if config.domain == "llm" and config.fixed_prompt is None and method.arms not in ("original", "enhanced"):
         wanted = [(t, k) for t, k, needed in zip(texts, (config.k_descriptions, config.k_instructions),
                                                  method.rephrases) if needed]
-        asks = [(estimate_tokens(rephrase_request(t, config.rephrase_style)[0]["content"]), k, t) for t, k in wanted]
+        asks = [(count_tokens(rephrase_request(t, config.rephrase_style)[0]["content"]), k, t) for t, k in wanted]
         rows.append(_plan_row("rephraser", config.rephraser or config.llm, sum(k for _, k, _ in asks),
                               sum(p * k for p, k, _ in asks), sum((64 + 3 * len(t.split())) * k for _, k, t in asks)))
         texts += [t for t, k in wanted for _ in range(k)]
-    rows.append(_plan_row("embedder", config.embedder, len(texts), sum(estimate_tokens(t) for t in texts)))
+    rows.append(_plan_row("embedder", config.embedder, len(texts), sum(count_tokens(t) for t in texts)))
     return rows

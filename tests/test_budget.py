@@ -62,3 +62,27 @@ def test_the_plan_follows_the_method_arms():
                      "expo-d-only": ["agent", "rephraser", "embedder"]}
     d_only = plan_run(config.__class__(**{**config.__dict__, "method": "expo-d-only"}))
     assert d_only[1]["calls"] == config.k_descriptions
+
+
+def test_the_plan_matches_a_short_scripted_run_within_ten_percent(tmp_path):
+    "Calls exactly; prompt tokens within 10% when the plan counts tokens as the model does (words, ScriptedChat)."
+    from expo_nb.config import RunConfig
+    from expo_nb.embed import HashingEmbedder
+    from expo_nb.runner import run
+    from expo_nb.testing import ScriptedChat
+
+    def proposer(request):   # a new valid pair for every sample, as the plan assumes
+        proposer.count += 1
+        return f"[{proposer.count}, {2 * proposer.count}]"
+    proposer.count = 0
+    from expo_nb.config import build_task
+    original = build_task(RunConfig())     # the arms are rephrasings of the original texts: the plan counts those
+    variants = tmp_path / "variants.json"
+    variants.write_text(json.dumps({"descriptions": [original.description0.text],
+                                    "instructions": [original.instruction0.text]}))
+    config = RunConfig(iterations=4, samples=3, domain=str(variants), embedder="hashing:16", llm="scripted")
+    summary = run(config, tmp_path / "run", chat=ScriptedChat(proposer), embedder=HashingEmbedder(16), progress=False)
+    agent = plan_run(config, count_tokens=lambda text: len(text.split()))[0]
+    assert agent["calls"] == proposer.count == 12
+    assert abs(agent["prompt_tokens"] - summary["prompt_tokens"]) <= 0.1 * summary["prompt_tokens"], \
+        (agent["prompt_tokens"], summary["prompt_tokens"])
