@@ -73,7 +73,7 @@ def test_every_iteration_is_read_back(store, tmp_path):
     tracker.start(config, tmp_path, [])
     for record in records: tracker.record(record)
     summary = {"iterations": 6, "final_metric": records[-1]["metric"], "prompt_tokens": 615, "top_arms": [{"arm": 1}],
-               "tokens_by_model": {"openai:gpt-4o-mini@host": {"prompt_tokens": 615, "completion_tokens": 54}}}
+               "tokens_by_model": {"http://127.0.0.1:8000/v1#agent": {"prompt_tokens": 615, "completion_tokens": 54}}}
     finish_files(tmp_path, summary)
     tracker.finish(summary, tmp_path)
 
@@ -85,7 +85,7 @@ def test_every_iteration_is_read_back(store, tmp_path):
     assert "feedback" not in run.data.metrics and "prediction_spread_nats" not in run.data.metrics
     assert run.data.params == {"task": "linreg", "task_settings.w": "2", "task_settings.b": "30", "cache": "null"}
     assert run.data.metrics["summary.final_metric"] == 5.0 and run.data.metrics["summary.prompt_tokens"] == 615
-    assert run.data.metrics["summary.tokens_by_model.openai:gpt-4o-mini_host.completion_tokens"] == 54
+    assert run.data.metrics["summary.tokens_by_model.http:__127.0.0.1:8000_v1_agent.completion_tokens"] == 54
     assert run.info.status == "FINISHED" and run.info.run_name == tmp_path.name
     assert sorted(a.path for a in client_of(store).list_artifacts(run_id)) == ["config.json", "summary.json"]
 
