@@ -859,6 +859,7 @@ d = { 'settings': { 'branch': 'main',
                                   'expo_nb.tracking.log_batch': ('tracking.html#log_batch', 'expo_nb/tracking.py'),
                                   'expo_nb.tracking.make_tracker': ('tracking.html#make_tracker', 'expo_nb/tracking.py'),
                                   'expo_nb.tracking.mirrored_count': ('tracking.html#mirrored_count', 'expo_nb/tracking.py'),
+                                  'expo_nb.tracking.mlflow_name': ('tracking.html#mlflow_name', 'expo_nb/tracking.py'),
                                   'expo_nb.tracking.numeric_fields': ('tracking.html#numeric_fields', 'expo_nb/tracking.py'),
                                   'expo_nb.tracking.open_run': ('tracking.html#open_run', 'expo_nb/tracking.py'),
                                   'expo_nb.tracking.store_uri': ('tracking.html#store_uri', 'expo_nb/tracking.py')}}}

@@ -65,7 +65,7 @@ PROGRESS = typer.Option(True, help="show progress bars")
 DRY_RUN = typer.Option(False, help="print the projected calls and tokens per model and send nothing")
 MAX_TOKENS_TOTAL = typer.Option(None, help="stop (resumably) once the run's tokens reach this many")
 STOP_AT_METRIC = typer.Option(None, help="stop (resumably) once the task metric is at or below this")
-TRACK = typer.Option(None, help="mirror the run to an experiment tracker: mlflow or mlflow:TRACKING_URI (35_tracking)")
+TRACK = typer.Option(None, help="mirror the run to an experiment tracker: mlflow or mlflow:TRACKING_URI (29_tracking)")
 PRICES = typer.Option(None, help="with --dry-run: a JSON price table (USD per million tokens), see prices.example.json")
 SHARED_CACHE = typer.Option(False, help="one response cache for all runs: methods with the same seed then share "
                                         "replies (common random numbers)")
@@ -207,7 +207,7 @@ def _guarded(action, out: Path):
 
 # %% ../nbs/33_cli.ipynb #6d430f84
 def _trackers(spec: str | None) -> list:
-    "The trackers of --track (35_tracking), or none; a one-line error for an unknown spec or a missing extra."
+    "The trackers of --track (29_tracking), or none; a one-line error for an unknown spec or a missing extra."
     if spec is None: return []
     from expo_nb.tracking import make_tracker
     try: return [make_tracker(spec)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .core import Exemplar, ExemplarSequence, MetaInstruction, TaskDescription, check_choice, make_rng
+from .core import ExemplarSequence, MetaInstruction, TaskDescription, check_choice, make_rng
 from .tasks import Parsed, Task
 
 # %% auto #0

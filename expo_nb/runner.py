@@ -347,7 +347,7 @@ def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: b
 def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progress: bool = True,
         threads: int | None = None,             # CPU threads of a local model (None: every core)
         limits: RunLimits | None = None,        # stop early, resumably (tokens, a target metric); see run_loop
-        trackers=(),                            # mirror the run elsewhere (Tracker), e.g. 35_tracking's MLflow
+        trackers=(),                            # mirror the run elsewhere (Tracker), e.g. 29_tracking's MLflow
         ) -> dict:
     "Run (or resume, or just read back) `config` in `out_dir`; return the summary. threads, limits: not config."
     config, out_dir = config.validate(), Path(out_dir)

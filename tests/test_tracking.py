@@ -1,4 +1,4 @@
-"""MLflow tracking (35_tracking): the tracker mirrors records to a real local SQLite tracking store (no server, no
+"""MLflow tracking (29_tracking): the tracker mirrors records to a real local SQLite tracking store (no server, no
 network) and the MLflow client reads every iteration back; a resume logs nothing twice; without mlflow the package
 still imports and the tracker names the extra to install."""
 import inspect

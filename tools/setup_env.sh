@@ -11,10 +11,10 @@ PY=${PYTHON:-python3}
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 export CMAKE_ARGS=${CMAKE_ARGS:--DLLAVA_BUILD=OFF}
 stamp=.venv/.expo_nb_installed
-want=$(cat settings.ini setup.py | sha256sum | cut -c1-16)
+want=$( (cat settings.ini setup.py; echo "${EXTRAS:-dev,tracking}") | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python -m pip install -q --upgrade pip
   python -m pip install -q "torch==2.13.0"
-  python -m pip install -q -e ".[${EXTRAS:-dev}]"
+  python -m pip install -q -e ".[${EXTRAS:-dev,tracking}]"
   echo "$want" > "$stamp"
 fi
