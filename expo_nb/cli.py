@@ -359,8 +359,10 @@ def _record_line(r: dict) -> str:
             f"{_cell(r.get('prediction_spread_nats'), '7.2f'):>7} {r['prompt_tokens'] + r['completion_tokens']:>7}")
 
 # %% ../nbs/33_cli.ipynb #9fa1004c
-def _show_config(run_dir: Path) -> RunConfig:
-    "The run's config, printed in one line; a one-line error when config.json cannot be read."
+def _show_config(run_dir: Path) -> RunConfig | None:
+    "The run's config, printed in one line (None for a directory without one); a one-line error if unreadable."
+    if run_dir.is_dir() and not (run_dir / "config.json").exists():
+        return typer.echo(f"{run_dir}: no config.json (a run killed before its first iteration, or a damaged one)")
     try: config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
     except OSError as error: fail(f"cannot read run directory {run_dir}: {error.strerror}")
     except UnicodeDecodeError:
@@ -370,13 +372,13 @@ def _show_config(run_dir: Path) -> RunConfig:
                f"llm {config.llm}, embedder {config.embedder}, eta {config.eta:g}")
     return config
 
-def _show_records(run_dir: Path, iterations: int) -> None:
+def _show_records(run_dir: Path, iterations: int | None) -> None:
     "How many iterations are logged, and the last ten."
     from expo_nb.rundir import read_log
     try: records = read_log(run_dir / "log.jsonl", repair=False)
     except ExpoError as error: fail(str(error))
     except OSError as error: fail(f"cannot read {run_dir / 'log.jsonl'}: {error.strerror}")
-    typer.echo(f"{len(records)}/{iterations} iterations logged")
+    typer.echo(f"{len(records)}/{iterations if iterations is not None else '?'} iterations logged")
     if not records: return
     try: lines = [_record_line(r) for r in records[-10:]]
     except (KeyError, TypeError, ValueError):
@@ -403,7 +405,7 @@ def _show_summary(run_dir: Path) -> None:
 def show(run_dir: Path) -> None:
     "Print the configuration and, for a finished run, the summary of RUN_DIR."
     config = _show_config(run_dir)
-    _show_records(run_dir, config.iterations)
+    _show_records(run_dir, config.iterations if config is not None else None)
     _show_summary(run_dir)
 
 def main() -> None:

@@ -63,6 +63,9 @@ def plot_metric(df: pd.DataFrame, metric: str = "metric", ax=None, title: str | 
     for column in (metric, hue):
         if column not in df.columns:
             raise ExpoError(f"column {column!r} not in the runs table; have {list(df.columns)}")
+    if not pd.api.types.is_numeric_dtype(df[metric]) or pd.api.types.is_bool_dtype(df[metric]):
+        raise ExpoError(f"column {metric!r} is not a number per iteration; plot a numeric one such as metric, "
+                        "score, entropy or distinct_arms")
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     levels = method_levels(df[hue].unique())
     sns.lineplot(data=df, x="iteration", y=metric, hue=hue, hue_order=levels, errorbar="se", ax=ax,

@@ -21,7 +21,7 @@ from .core import ExpoError, atomic_write_bytes
 
 # %% auto #0
 __all__ = ['SUMMARY_KEYS', 'append_record', 'read_log', 'save_checkpoint', 'consistent_checkpoint', 'resume', 'run_lock',
-           'read_run_json', 'stored_config', 'finished_summary', 'remove_failed_start']
+           'read_run_json', 'stored_config', 'finished_summary', 'remove_failed_start', 'finished_log_problem']
 
 # %% ../nbs/26_rundir.ipynb #fee8f5a0
 def append_record(path: Path | str, record: dict) -> None:
@@ -194,3 +194,18 @@ def remove_failed_start(out_dir: Path) -> None:
     "After a failed first start: drop the lock file, and the directory if nothing else is in it (a cache stays)."
     (out_dir / "run.lock").unlink(missing_ok=True)
     if out_dir.is_dir() and not any(out_dir.iterdir()): out_dir.rmdir()
+
+# %% ../nbs/26_rundir.ipynb #7348c098
+def finished_log_problem(out_dir: Path) -> str:
+    "Why a finished run's log.jsonl cannot be trusted ('' when it is the log its checkpoint was written after)."
+    checkpoint = out_dir / "checkpoint.json"
+    if not checkpoint.exists(): return ""
+    try:
+        state = json.loads(checkpoint.read_text(encoding="utf-8"))
+        data = (out_dir / "log.jsonl").read_bytes()
+    except (OSError, ValueError, RecursionError) as error:
+        return f"log.jsonl cannot be checked against checkpoint.json ({type(error).__name__})"
+    digest = state.get("log_sha256") if isinstance(state, dict) else None
+    if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+        return "log.jsonl differs from the log checkpoint.json was written after"
+    return ""

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from .models import check_credentials
 from expo_nb.rundir import (
     _jsonable,
     append_record,
+    finished_log_problem,
     finished_summary,
     read_log,
     remove_failed_start,
@@ -343,6 +346,13 @@ def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: b
     driver = make_driver(config, domain, task, embedder)
     run_loop(config, out_dir, task, domain, chat, driver, progress, limits, trackers)
 
+def _set_aside_summary(out_dir: Path) -> None:
+    "Move a finished run's summary aside (kept) when its log no longer matches, so that the run is recomputed."
+    kept = out_dir / f"summary.inconsistent-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    os.replace(out_dir / "summary.json", kept)
+    print(f"rerun: {finished_log_problem(out_dir)}; recomputing the run (replies come from the cache; the old "
+          f"summary is kept as {kept.name})", file=sys.stderr)
+
 # %% ../nbs/30_runner.ipynb #27f407af
 def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progress: bool = True,
         threads: int | None = None,             # CPU threads of a local model (None: every core)
@@ -356,7 +366,9 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
     stored = stored_config(out_dir)
     if stored is not None and stored != config:
         raise ExpoError(f"{out_dir} holds a run of a different config; pick another directory or delete it")
-    if (out_dir / "summary.json").exists(): return finished_summary(out_dir)
+    if (out_dir / "summary.json").exists():
+        if not finished_log_problem(out_dir): return finished_summary(out_dir)
+        _set_aside_summary(out_dir)   # the log was changed after the run ended: recompute it from the cache
     if chat is None:
         for spec in (config.llm, config.rephraser or config.llm): check_credentials(spec)
     if embedder is None: check_credentials(config.embedder)

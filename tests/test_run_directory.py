@@ -194,3 +194,22 @@ def test_hostile_battery_findings_are_one_line_errors(tmp_path, command):
     log.unlink(); log.mkdir()
     code, text = invoke("show", out)
     assert code == 2 and "cannot read" in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize("damage", ["append-garbage", "delete-record", "edit-metric", "empty"])
+def test_a_finished_run_whose_log_was_changed_is_recomputed_to_the_intact_log(tmp_path, command, whole, damage):
+    "The rerun of a finished run checks its log against the checkpoint digest; a changed log is recomputed."
+    out = tmp_path / "finished"
+    assert invoke(*command(out))[0] == 0
+    log = out / "log.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    changed = {"append-garbage": lines + ["{not json\n"], "delete-record": lines[:2] + lines[3:],
+               "edit-metric": [lines[0].replace('"metric": ', '"metric": 1e9, "was": ')] + lines[1:],
+               "empty": []}[damage]
+    log.write_text("".join(changed))
+    code, output = invoke(*command(out))
+    assert code == 0, output
+    assert strip(read_log(log)) == whole                     # back to the log of an uninterrupted run
+    assert len(list(out.glob("summary.inconsistent-*.json"))) == 1 and (out / "summary.json").exists()
+    assert invoke(*command(out))[0] == 0                    # now consistent: read back, nothing set aside again
+    assert len(list(out.glob("summary.inconsistent-*.json"))) == 1
