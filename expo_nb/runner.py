@@ -368,6 +368,7 @@ def run(config: RunConfig, out_dir: Path | str, chat=None, embedder=None, progre
         raise ExpoError(f"{out_dir} holds a run of a different config; pick another directory or delete it")
     if (out_dir / "summary.json").exists():
         if not finished_log_problem(out_dir): return finished_summary(out_dir)
+        read_log(out_dir / "log.jsonl", repair=False)   # a log that cannot be read is refused, nothing moved
         _set_aside_summary(out_dir)   # the log was changed after the run ended: recompute it from the cache
     if chat is None:
         for spec in (config.llm, config.rephraser or config.llm): check_credentials(spec)

@@ -213,3 +213,19 @@ def test_a_finished_run_whose_log_was_changed_is_recomputed_to_the_intact_log(tm
     assert len(list(out.glob("summary.inconsistent-*.json"))) == 1 and (out / "summary.json").exists()
     assert invoke(*command(out))[0] == 0                    # now consistent: read back, nothing set aside again
     assert len(list(out.glob("summary.inconsistent-*.json"))) == 1
+
+
+@pytest.mark.parametrize("damage", ["non-object-line", "log-is-directory"])
+def test_a_finished_run_whose_log_cannot_be_read_is_refused_in_one_line_and_kept(tmp_path, command, damage):
+    out = tmp_path / "finished"
+    assert invoke(*command(out))[0] == 0
+    log = out / "log.jsonl"
+    if damage == "non-object-line":
+        lines = log.read_text().splitlines(keepends=True)
+        log.write_text("".join(lines[:1] + ["[1, 2]\n"] + lines[1:]))
+    else:
+        log.unlink()
+        log.mkdir()
+    code, output = invoke(*command(out))
+    assert code == 2 and len(output.strip().splitlines()) == 1, output
+    assert (out / "summary.json").exists() and not list(out.glob("summary.inconsistent-*"))   # nothing moved
