@@ -49,6 +49,17 @@ def test_run_follows_the_protocol(run_dir):
             and math.isclose(summary["final_metric"], records[-1]["metric"], abs_tol=1e-12))
     assert set(p.name for p in run_dir.iterdir()) <= {"config.json", "log.jsonl", "summary.json", "cache.sqlite"}
 
+@pytest.fixture
+def torch_threads():
+    "The score network's sums depend on torch's thread count; the committed runs were made with 2 threads."
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(PRODUCED_WITH_THREADS)
+    yield
+    torch.set_num_threads(before)
+
+PRODUCED_WITH_THREADS = 2   # tools/repro.sh on the 2-core machine, torch's default (PROTOCOL.md)
+
 def _one_per_task(runs):
     chosen = {}
     for run_dir in runs:
@@ -58,7 +69,7 @@ def _one_per_task(runs):
     return sorted(chosen.values())
 
 @pytest.mark.parametrize("run_dir", _one_per_task(RUNS), ids=ids(_one_per_task(RUNS)))
-def test_committed_run_replays_from_its_cache(run_dir, tmp_path, monkeypatch):
+def test_committed_run_replays_from_its_cache(run_dir, tmp_path, monkeypatch, torch_threads):
     monkeypatch.chdir(ROOT.parents[2])                     # configs name the shared domain relative to the repo
     out = tmp_path / "replay"; out.mkdir()
     shutil.copy(run_dir / "cache.sqlite", out / "cache.sqlite")
