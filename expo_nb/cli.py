@@ -194,10 +194,10 @@ def _out_dir(out: str | None, default: Path) -> Path:
     return Path(out) if out is not None else default
 
 def _guarded(action, out: Path):
-    "`action()`; ExpoError, an unusable run directory and Ctrl-C become one-line errors; a budget stop exits 3."
-    from expo_nb.runner import BudgetReached
+    "`action()`; ExpoError, an unusable run directory and Ctrl-C become one-line errors; a limit stop exits 3."
+    from expo_nb.runner import RunStopped
     try: return action()
-    except BudgetReached as stop:
+    except RunStopped as stop:
         typer.echo(f"stopped: {stop}", err=True)
         raise typer.Exit(3)
     except ExpoError as error: fail(str(error))

@@ -26,8 +26,8 @@ from expo_nb.core import (
 
 # %% auto #0
 __all__ = ['REPHRASE_TEMPLATES', 'REPHRASE_STYLES', 'REPHRASE_TEMPLATE', 'rephrase_request', 'clean_rephrasing', 'add_unique',
-           'round_requests', 'rephrasing_shortfall', 'generate_rephrasings', 'domain_from_texts', 'build_domain',
-           'load_variants']
+           'round_requests', 'rephrasing_shortfall', 'rephrasing_max_tokens', 'generate_rephrasings',
+           'domain_from_texts', 'build_domain', 'load_variants']
 
 # %% ../nbs/10_domain.ipynb #752b6d90
 _REPHRASE_HEAD = "Below, between triple quotes, is one part of a prompt written for an AI assistant.\n"
@@ -123,12 +123,17 @@ def rephrasing_shortfall(found: list[str],   # the original and the rephrasings 
         raise ExpoError(f"{message}; raise max_rounds or temperature, or pass on_shortfall='warn'")
     warnings.warn(message + "; returning fewer"); return found
 
+# %% ../nbs/10_domain.ipynb #5e2fbf40
+def rephrasing_max_tokens(text: str) -> int:
+    "The token budget of one rephrasing of `text`: 64 + 3 per word, at most 2048."
+    return min(2048, 64 + 3 * len(text.split()))
+
 # %% ../nbs/10_domain.ipynb #8d4326f9
 def generate_rephrasings(chat: ChatModel, text: str, k: int,  # k rephrasings wanted (besides the original)
                          temperature: float = 1.3,              # the paper's rephrasing temperature
                          batch: int = 8,                        # requests per chat.complete call
                          max_rounds: int = 5,                   # rounds of re-asking for missing ones
-                         max_tokens: int | None = None,         # per reply; None: 64 + 3 x words of text
+                         max_tokens: int | None = None,         # per reply; None: rephrasing_max_tokens(text)
                          tag: str = "",                         # tells this domain's requests apart in a cache
                          on_shortfall: str = "raise",           # "raise" or "warn" when k unique were not found
                          progress: bool = True,                 # show a tqdm progress bar
@@ -138,7 +143,7 @@ def generate_rephrasings(chat: ChatModel, text: str, k: int,  # k rephrasings wa
     check_int("k", k, low=0); check_choice("on_shortfall", on_shortfall, ("raise", "warn"))
     if batch < 1 or max_rounds < 1: raise ExpoError(f"batch and max_rounds must be >= 1, got {batch}, {max_rounds}")
     messages = tuple(rephrase_request(text, style))
-    options = dict(temperature=temperature, max_tokens=max_tokens or min(2048, 64 + 3 * len(text.split())), tag=tag)
+    options = dict(temperature=temperature, max_tokens=max_tokens or rephrasing_max_tokens(text), tag=tag)
     found, seen, counter = [text.strip()], {_normalized(text)}, 0
     with _progress(k, f"rephrasings {tag}".strip(), progress) as bar:
         for _ in range(max_rounds):

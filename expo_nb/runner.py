@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import METRIC_LABELS, RunConfig, build_task, request_tag, run_seeds
+from .config import METRIC_LABELS, RunConfig, build_task, request_tag, run_seeds, sample_temperatures
 from .core import ExemplarSequence, ExpoError, PromptDomain, atomic_write_bytes
 from .methods import METHODS, SelectorInputs, restrict_arms
 from .models import check_credentials
@@ -34,11 +34,11 @@ from expo_nb.rundir import (
 )
 
 # %% auto #0
-__all__ = ['OUTCOME_FIELDS', 'BudgetReached', 'CHARS_PER_TOKEN', 'Proposal', 'MethodDriver', 'prediction_spread_nats',
-           'selection_record', 'selector_inputs', 'make_driver', 'iteration_record', 'prompt_token_counts',
-           'run_iteration', 'run_summary', 'finish_run', 'RunStopped', 'RunLimits', 'run_tokens', 'check_limits',
-           'Tracker', 'notify', 'run_loop', 'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run',
-           'estimate_tokens', 'agent_prompt_tokens', 'plan_run']
+__all__ = ['OUTCOME_FIELDS', 'CHARS_PER_TOKEN', 'Proposal', 'MethodDriver', 'prediction_spread_nats', 'selection_record',
+           'selector_inputs', 'make_driver', 'iteration_record', 'prompt_token_counts', 'run_iteration', 'run_summary',
+           'finish_run', 'RunStopped', 'RunLimits', 'run_tokens', 'check_limits', 'Tracker', 'notify', 'run_loop',
+           'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run', 'estimate_tokens', 'agent_prompt_tokens',
+           'plan_run']
 
 # %% ../nbs/30_runner.ipynb #17b02973
 # Names that lived here before the configuration and the run directory got notebooks of their own (25_config,
@@ -50,7 +50,6 @@ from expo_nb.config import (  # noqa: F401
     TASK_NAMES,
     get_preset,
     make_task,
-    sample_temperatures,
     validate_config,
 )
 from .rundir import SUMMARY_KEYS, read_run_json  # noqa: F401
@@ -215,8 +214,6 @@ def _start(config: RunConfig, out_dir: Path, driver: MethodDriver, task) -> tupl
 # %% ../nbs/30_runner.ipynb #c24c50a0
 class RunStopped(ExpoError):
     "A run stopped at one of its limits (RunLimits); rerunning with wider limits resumes it."
-
-BudgetReached = RunStopped   # the name of the token-budget stop in earlier versions
 
 @dataclass(frozen=True)
 class RunLimits:
@@ -406,7 +403,7 @@ def agent_prompt_tokens(task, calls_per_iteration: int, iterations: int, count_t
 # %% ../nbs/30_runner.ipynb #43a734d0
 def plan_run(config: RunConfig, count_tokens=estimate_tokens) -> list[dict]:
     "Projected calls and tokens per model of `config` (see above), one row per role; nothing is sent."
-    from expo_nb.domain import rephrase_request
+    from expo_nb.domain import rephrase_request, rephrasing_max_tokens
     task, method = build_task(config), METHODS[config.method]
     per_iteration = len(config.temperatures or sample_temperatures(config.samples))
     calls = config.iterations * per_iteration
@@ -418,7 +415,7 @@ def plan_run(config: RunConfig, count_tokens=estimate_tokens) -> list[dict]:
                                                  method.rephrases) if needed]
         asks = [(count_tokens(rephrase_request(t, config.rephrase_style)[0]["content"]), k, t) for t, k in wanted]
         rows.append(_plan_row("rephraser", config.rephraser or config.llm, sum(k for _, k, _ in asks),
-                              sum(p * k for p, k, _ in asks), sum((64 + 3 * len(t.split())) * k for _, k, t in asks)))
+                              sum(p * k for p, k, _ in asks), sum(rephrasing_max_tokens(t) * k for _, k, t in asks)))
         texts += [t for t, k in wanted for _ in range(k)]
     rows.append(_plan_row("embedder", config.embedder, len(texts), sum(count_tokens(t) for t in texts)))
     return rows

@@ -16,23 +16,25 @@ from pathlib import Path
 from .core import ExpoError, atomic_write_bytes
 
 # %% auto #0
-__all__ = ['PARAM_LENGTH', 'TRACKING_EXTRA', 'RUN_FILE', 'ARTIFACTS', 'TRACKER_SPECS', 'mlflow_name', 'numeric_fields',
-           'config_dict', 'flat_params', 'store_uri', 'artifact_root', 'import_mlflow', 'open_run', 'log_batch',
-           'mirrored_count', 'MlflowTracker', 'make_tracker']
+__all__ = ['PARAM_LENGTH', 'TRACKING_EXTRA', 'RUN_FILE', 'ARTIFACTS', 'TRACKER_SPECS', 'mlflow_name', 'flat_items',
+           'numeric_fields', 'config_dict', 'flat_params', 'store_uri', 'artifact_root', 'import_mlflow', 'open_run',
+           'log_batch', 'mirrored_count', 'MlflowTracker', 'make_tracker']
 
 # %% ../nbs/29_tracking.ipynb #2de8f68a
 def mlflow_name(name: str) -> str:
     "`name` with each character MLflow may refuse in a name (not a letter, digit, `_-.:` or space) as `_`."
     return re.sub(r"[^\w\-. :]", "_", name)
 
-def numeric_fields(record: dict, prefix: str = "") -> dict[str, float]:
-    "The numbers (and booleans) of `record` as floats, nested dicts as dotted keys, names as `mlflow_name`."
-    fields = {}
+def flat_items(record: dict, prefix: str = ""):
+    "(name, value) of every leaf of `record`: nested dicts as dotted keys, names as `mlflow_name`."
     for key, value in record.items():
         name = mlflow_name(f"{prefix}{key}")
-        if isinstance(value, dict): fields |= numeric_fields(value, f"{name}.")
-        elif isinstance(value, numbers.Real): fields[name] = float(value)
-    return fields
+        if isinstance(value, dict): yield from flat_items(value, f"{name}.")
+        else: yield name, value
+
+def numeric_fields(record: dict, prefix: str = "") -> dict[str, float]:
+    "The numbers (and booleans) of `record` as floats, by their `flat_items` names."
+    return {name: float(value) for name, value in flat_items(record, prefix) if isinstance(value, numbers.Real)}
 
 # %% ../nbs/29_tracking.ipynb #b793edde
 PARAM_LENGTH = 500  # characters; MLflow's smallest limit on a param value
@@ -42,16 +44,13 @@ def config_dict(config) -> dict:
     if config is None: return {}
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
-def flat_params(config: dict, prefix: str = "") -> dict[str, str]:
-    "`config` as MLflow params: nested dicts as dotted keys, values as text of at most PARAM_LENGTH characters."
-    params = {}
-    for key, value in config.items():
-        name = mlflow_name(f"{prefix}{key}")
-        if isinstance(value, dict): params |= flat_params(value, f"{name}.")
-        else:
-            text = value if isinstance(value, str) else json.dumps(value)
-            params[name] = text if len(text) <= PARAM_LENGTH else text[:PARAM_LENGTH - 3] + "..."
-    return params
+def _param_text(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= PARAM_LENGTH else text[:PARAM_LENGTH - 3] + "..."
+
+def flat_params(config: dict) -> dict[str, str]:
+    "`config` as MLflow params: `flat_items` names, values as text of at most PARAM_LENGTH characters."
+    return {name: _param_text(value) for name, value in flat_items(config)}
 
 # %% ../nbs/29_tracking.ipynb #cb834285
 def store_uri(out_dir: Path | str, uri: str | None = None) -> str:
