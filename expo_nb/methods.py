@@ -94,6 +94,7 @@ class Method:
     arm_selector: Callable                          # SelectorInputs -> ArmSelector
     exemplar_selector: Callable | None = None       # SelectorInputs -> ExemplarSelector; None: the task's default
     aliases: tuple[str, ...] = ()                   # older names that still select it
+    needs_task: bool = False                        # its selectors read the task (exemplars), not only the arms
 
     def selectors(self, inputs: SelectorInputs) -> tuple:
         "(arm selector, exemplar selector or None) built from `inputs`."
@@ -109,7 +110,8 @@ class Method:
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("expo", "EXPO", "EXP3 over rephrased (description, instruction) pairs", "grid", expo_arms,
            aliases=("EXPO",)),
-    Method("expo-es", "EXPO-ES", "EXPO plus EXP3 over exemplar sequences", "grid", expo_arms, expo_es_exemplars),
+    Method("expo-es", "EXPO-ES", "EXPO plus EXP3 over exemplar sequences", "grid", expo_arms, expo_es_exemplars,
+           needs_task=True),
     Method("opro", "OPRO", "the original prompt, fixed", "original", fixed_arm, aliases=("fixed",)),
     Method("opro-enhanced", "enhanced OPRO", "the enhanced task description, fixed", "enhanced", fixed_arm),
     Method("neuralucb", "NeuralUCB", "upper confidence bounds from the same network (stochastic bandit)", "grid",
@@ -120,7 +122,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("expo-i-only", "EXPO, I only", "EXPO over rephrased instructions; original description",
            "instructions", expo_arms),
     Method("expo-exemplar-input", "EXPO, exemplars as input", "EXPO whose network also sees the exemplar block",
-           "grid", exemplar_input_arms),
+           "grid", exemplar_input_arms, needs_task=True),
 )}
 FIXED_PROMPT_METHOD = "opro"   # the method that plays one given prompt, e.g. the one an EXPO run ended on (Fig. 8)
 

@@ -28,7 +28,7 @@ from expo_nb.core import (
 )
 from .domain import REPHRASE_STYLES, build_domain, domain_from_texts, load_variants
 from .estimator import EstimatorConfig
-from .methods import METHODS, SelectorInputs, exemplar_input_arms, get_method, restrict_arms
+from .methods import METHODS, SelectorInputs, get_method, restrict_arms
 from .models import make_chat, make_embedder
 from .rundir import append_record, read_log, resume, run_lock, save_checkpoint
 
@@ -41,8 +41,7 @@ __all__ = ['OPTIMIZER_METHODS', 'optimizer_method', 'variant_lists', 'as_chat', 
 # %% ../nbs/27_optimizer.ipynb #9410351f
 def _fits_optimizer(method) -> bool:
     "A method fits when its selector needs only the arms: no task exemplars, no task-specific enhanced prompt."
-    return (method.exemplar_selector is None and method.arms != "enhanced"
-            and method.arm_selector is not exemplar_input_arms)
+    return not method.needs_task and method.arms != "enhanced"
 
 OPTIMIZER_METHODS = tuple(name for name, method in METHODS.items() if _fits_optimizer(method))
 
