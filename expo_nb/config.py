@@ -102,6 +102,7 @@ class RunFields(ExperimentFields):
     fixed_prompt: dict | None = None  # opro only: {"description", "instruction", "source"} to use as the one arm
     estimator: dict = field(default_factory=dict)  # EstimatorConfig fields that differ from its defaults
     seed_streams: bool = True  # independent seeded streams per consumer and the seed in request tags
+    torch_threads: int = 2  # torch's CPU threads for the score networks: their float sums depend on it
 
     def __post_init__(self):
         if isinstance(self.temperatures, list):   # JSON has no tuples
@@ -139,6 +140,7 @@ def validate_config(config) -> None:
     for name, low in (("iterations", 1), ("samples", 1), ("k_descriptions", 0), ("k_instructions", 0), ("reask", 0)):
         check_int(name, getattr(config, name), low, _INT_MAX)
     check_int("seed", config.seed, 0, 2**32 - 1)
+    check_int("torch_threads", config.torch_threads, 1, 1024)
     if config.env_seed is not None: check_int("env_seed", config.env_seed, 0, 2**32 - 1)
     check_number("eta", config.eta, positive=True)
     check_number("eta_es", config.eta_es, positive=True)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from .core import ExpoError, PromptDomain, check_choice, check_int, check_number
 # %% auto #0
 __all__ = ['LR_DEFAULT', 'check_estimator_config', 'EstimatorConfig', 'seeded_mlp', 'mlp_optimizer', 'train_mse', 'fit_mlp',
            'label_statistics', 'factorized_predictions', 'span_basis', 'domain_bases', 'fit_standardized',
-           'domain_inputs', 'check_domain_width', 'ScorePredictor', 'ScoreEstimator']
+           'domain_inputs', 'check_domain_width', 'ScorePredictor', 'ScoreEstimator', 'torch_threads']
 
 # %% ../nbs/11_estimator.ipynb #42952e10
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "sigmoid": torch.nn.Sigmoid}
@@ -304,3 +305,15 @@ class ScoreEstimator(ScorePredictor):
         check_domain_width(domain, feature_dim, "the features'")
         if self._basis_cache[0] is not domain: self._basis_cache = (domain, domain_bases(domain))   # one SVD a domain
         return self._basis_cache[1]
+
+# %% ../nbs/11_estimator.ipynb #0642210b
+@contextmanager
+def torch_threads(n: int | None):
+    "Run the block with torch's intra-op thread count set to `n` (None: leave it), and restore it after."
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(check_int("torch_threads", n, low=1))
+    try: yield
+    finally: torch.set_num_threads(before)

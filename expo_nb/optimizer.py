@@ -15,6 +15,8 @@ from typing import Callable
 import numpy as np
 
 from expo_nb.core import (
+    Exemplar,
+    ExemplarSequence,
     ExpoError,
     MetaInstruction,
     PromptDomain,
@@ -23,6 +25,7 @@ from expo_nb.core import (
     check_choice,
     check_int,
     check_number,
+    exemplar_rank,
     is_number,
     load_domain,
 )
@@ -34,14 +37,14 @@ from .rundir import append_record, read_log, resume, run_lock, save_checkpoint
 
 # %% auto #0
 __all__ = ['OPTIMIZER_METHODS', 'optimizer_method', 'variant_lists', 'as_chat', 'as_embedder', 'optimizer_domain', 'Prompt',
-           'render', 'prompt_messages', 'combine_scores', 'check_info', 'fallback_score', 'tell_record',
-           'optimizer_settings', 'claim_settings', 'hold_run_dir', 'PromptOptimizer', 'best_record', 'run_step',
-           'OptimizeResult', 'optimize']
+           'render', 'prompt_messages', 'history_exemplars', 'HistoryPool', 'combine_scores', 'check_info',
+           'fallback_score', 'tell_record', 'optimizer_settings', 'claim_settings', 'hold_run_dir', 'SelectorPair',
+           'exemplar_seed', 'PromptOptimizer', 'best_record', 'run_step', 'OptimizeResult', 'optimize']
 
 # %% ../nbs/27_optimizer.ipynb #9410351f
 def _fits_optimizer(method) -> bool:
-    "A method fits when its selector needs only the arms: no task exemplars, no task-specific enhanced prompt."
-    return not method.needs_task and method.arms != "enhanced"
+    "A method fits unless it plays a task's own hand-written prompt (enhanced OPRO); exemplar methods read history."
+    return method.arms != "enhanced"
 
 OPTIMIZER_METHODS = tuple(name for name, method in METHODS.items() if _fits_optimizer(method))
 
@@ -49,7 +52,7 @@ def optimizer_method(name: str):
     "The registered method `name` if PromptOptimizer can run it; a one-line ExpoError otherwise."
     method = get_method(name)
     if method.name not in OPTIMIZER_METHODS:
-        raise ExpoError(f"method {method.name!r} needs a task's exemplars or prompts; "
+        raise ExpoError(f"method {method.name!r} plays a task's hand-written prompt; "
                         f"PromptOptimizer runs {OPTIMIZER_METHODS}")
     return method
 
@@ -114,17 +117,44 @@ class Prompt:
     arm: int            # flat arm index in the optimizer's domain (0: the original pair)
     description: str    # the task description D of the arm
     instruction: str    # the meta-instruction I of the arm
+    exemplars: tuple[str, ...] = ()   # exemplar methods (EXPO-ES): the history texts to show, in order
 
 def render(prompt: Prompt, history_block: str = "") -> str:
-    "Description, your history block, instruction: one text with blank lines between (empty parts left out)."
+    "Description, your history block (default: the prompt's exemplars, one a line), instruction, blank lines between."
     if not isinstance(history_block, str):
         raise ExpoError(f"history_block must be a string, got {type(history_block).__name__}")
-    parts = (prompt.description, history_block, prompt.instruction)   # the layout of MetaPrompt.as_text (00_core)
+    block = history_block if history_block.strip() else "\n".join(prompt.exemplars)
+    parts = (prompt.description, block, prompt.instruction)   # the layout of MetaPrompt.as_text (00_core)
     return "\n\n".join(part.strip() for part in parts if part.strip())
 
 def prompt_messages(prompt: Prompt, history_block: str = "") -> list[dict]:
     "`render(prompt, history_block)` as one user message in the OpenAI chat format."
     return [{"role": "user", "content": render(prompt, history_block)}]
+
+# %% ../nbs/27_optimizer.ipynb #aedb96f0
+def history_exemplars(history) -> list[Exemplar]:
+    "Your history as Exemplar records: (text, score) pairs, the text as the prompt shows it, higher scores better."
+    if not isinstance(history, (list, tuple)):
+        raise ExpoError(f"history must be a list of (text, score) pairs, got {type(history).__name__}")
+    records = []
+    for i, item in enumerate(history):
+        pair = isinstance(item, (list, tuple)) and len(item) == 2
+        if not (pair and isinstance(item[0], str) and is_number(item[1])):
+            raise ExpoError(f"history[{i}] must be a (text, score) pair with a finite score, got {item!r}"[:300])
+        records.append(Exemplar(item[0], -float(item[1]), float(item[1])))
+    return records
+
+class HistoryPool:
+    "The task side of the exemplar methods: your history at the last ask; the best `size` items are shown."
+    exemplar_search = "subset"   # EXPO-ES picks ordered subsets of the history (not rotations of fixed rows)
+    def __init__(self, size: int = 20): self.top_k, self.history = size, []
+    def es_pool(self) -> list[Exemplar]: return self.history
+    def render_exemplars(self, sequence) -> str: return "\n".join(str(e.action) for e in sequence)
+    def default_exemplars(self) -> ExemplarSequence:
+        return ExemplarSequence.top(self.history, self.top_k) if self.history else ExemplarSequence()
+    def logged(self, pool: int) -> list[list]:
+        "The best `pool` items, best first, as JSON pairs (a replay needs only what the selectors read)."
+        return [[e.action, e.score] for e in sorted(self.history, key=exemplar_rank, reverse=True)[:pool]]
 
 # %% ../nbs/27_optimizer.ipynb #7cd73fc4
 def combine_scores(score) -> tuple[float, list[float]]:
@@ -159,20 +189,21 @@ def tell_record(prompt: Prompt, domain: PromptDomain, samples: list[float], fail
 # %% ../nbs/27_optimizer.ipynb #cba45877
 def optimizer_settings(description: str, instruction: str, method: str, eta: float, seed: int,
                        k_descriptions: int, k_instructions: int, rephrase_style: str, failure_score,
-                       variants, estimator: EstimatorConfig) -> dict:
-    "The settings a run directory is tied to, checked and as JSON types."
+                       variants, estimator: EstimatorConfig, n_exemplars: int | None = None) -> dict:
+    "The settings a run directory is tied to, checked and as JSON types (`n_exemplars` only for exemplar methods)."
     for name, text in (("description", description), ("instruction", instruction)):
         if not isinstance(text, str) or not text.strip(): raise ExpoError(f"{name} must be a non-empty string")
     if failure_score is not None: check_number("failure_score", failure_score)
     variants = None if variants is None else list(variant_lists(variants, description, instruction))  # a file: read
     if not isinstance(estimator, EstimatorConfig):
         raise ExpoError(f"estimator must be an EstimatorConfig or None, got {type(estimator).__name__}")
+    shown = {} if n_exemplars is None else {"n_exemplars": check_int("n_exemplars", n_exemplars, low=1, high=30)}
     return check_info({"description": description, "instruction": instruction, "method": method,
                        "eta": check_number("eta", eta, positive=True), "seed": check_int("seed", seed, low=0),
                        "k_descriptions": check_int("k_descriptions", k_descriptions, low=0),
                        "k_instructions": check_int("k_instructions", k_instructions, low=0),
                        "rephrase_style": check_choice("rephrase_style", rephrase_style, REPHRASE_STYLES),
-                       "failure_score": failure_score, "variants": variants, "estimator": vars(estimator)})
+                       "failure_score": failure_score, "variants": variants, "estimator": vars(estimator), **shown})
 
 # %% ../nbs/27_optimizer.ipynb #3544d8f7
 def claim_settings(run_dir: Path, settings: dict) -> None:
@@ -205,6 +236,26 @@ def hold_run_dir(stack: ExitStack, run_dir: Path) -> None:
     _OPEN_RUN_DIRS.add(key)
     stack.callback(_OPEN_RUN_DIRS.discard, key)
 
+# %% ../nbs/27_optimizer.ipynb #bc4367c2
+class SelectorPair:
+    "The driver slot of a checkpoint: the arm selector, and the exemplar selector when the method has one."
+    def __init__(self, selector, exemplar_selector=None):
+        self.selector, self.exemplar_selector = selector, exemplar_selector
+
+    def state_dict(self) -> dict:   # arm-only methods: the arm selector's own state, as earlier versions saved it
+        if self.exemplar_selector is None: return self.selector.state_dict()
+        return {"selector": self.selector.state_dict(),
+                "exemplar_selector": self.exemplar_selector.state_dict(networks=False)}   # networks: retrained
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.exemplar_selector is None: return self.selector.load_state_dict(state)
+        self.selector.load_state_dict(state["selector"])
+        self.exemplar_selector.load_state_dict(state["exemplar_selector"])
+
+def exemplar_seed(seed: int) -> int:
+    "The exemplar selector's own stream, spawned from the optimizer's seed (the arm selector uses the seed itself)."
+    return int(np.random.SeedSequence(seed).spawn(2)[1].generate_state(1)[0])
+
 # %% ../nbs/27_optimizer.ipynb #ff8b6a23
 class PromptOptimizer:
     "EXPO (or another arm method) for any agent: ask for the prompt to use, tell its score; crash-safe in run_dir."
@@ -214,17 +265,19 @@ class PromptOptimizer:
                  run_dir: Path | str | None = None, rephrase_style: str = "conservative",
                  variants=None,                     # given texts instead of rephrasings, see variant_lists
                  estimator: EstimatorConfig | None = None,  # the score network; None: EstimatorConfig(seed=seed)
-                 failure_score: float | None = None):       # a failed step's score; None: the worst told so far
+                 failure_score: float | None = None,        # a failed step's score; None: the worst told so far
+                 n_exemplars: int = 20):                    # exemplar methods: history items shown (1 to 30)
         self.method = optimizer_method(method)
         estimator = EstimatorConfig(seed=check_int("seed", seed, low=0)) if estimator is None else estimator
         self.settings = optimizer_settings(description, instruction, self.method.name, eta, seed, k_descriptions,
-                                           k_instructions, rephrase_style, failure_score, variants, estimator)
+                                           k_instructions, rephrase_style, failure_score, variants, estimator,
+                                           n_exemplars if self.method.needs_task else None)
         self.run_dir, self.records, self.pending, self._stack, self.closed = None, [], None, ExitStack(), False
+        self.history, self._sequence = HistoryPool(n_exemplars), None
         try:
             if run_dir is not None: self._open(Path(run_dir))
             self.domain = self._load_domain(rephraser, embedder)
-            inputs = SelectorInputs(self.domain, eta=self.settings["eta"], estimator=estimator, seed=seed)
-            self.selector = self.method.selectors(inputs)[0]
+            self.selector, self.exemplar_selector = self.method.selectors(self._selector_inputs(estimator, embedder))
             if self.run_dir is not None: self._restore()
         except BaseException:
             self._stack.close(); raise
@@ -256,13 +309,44 @@ PromptOptimizer._open, PromptOptimizer._load_domain, PromptOptimizer.close = _op
 PromptOptimizer.__enter__ = lambda self: self
 PromptOptimizer.__exit__ = lambda self, *exc: self.close()
 
+# %% ../nbs/27_optimizer.ipynb #2267d89b
+def _selector_inputs(self, estimator: EstimatorConfig, embedder) -> SelectorInputs:
+    "What the method's selectors are built from; exemplar methods also get your history's pool and the embedder."
+    s, exemplars = self.settings, self.method.needs_task
+    return SelectorInputs(self.domain, eta=s["eta"], estimator=estimator, seed=s["seed"],
+                          task=self.history if exemplars else None,
+                          embedder=as_embedder(embedder) if exemplars else None, exemplar_seed=exemplar_seed(s["seed"]))
+
+PromptOptimizer._selector_inputs = _selector_inputs
+PromptOptimizer.driver = property(lambda self: SelectorPair(self.selector, self.exemplar_selector),
+                                  doc="the selectors as one checkpoint driver (26_rundir)")
+
+# %% ../nbs/27_optimizer.ipynb #eeb7810e
+def _choose_exemplars(self, history):
+    "Take `history` (exemplar methods only); the exemplar selector's sequence, or the best items; None: no exemplars."
+    if not self.method.needs_task:
+        if history is not None:
+            raise ExpoError(f"method {self.method.name!r} does not choose exemplars; ask() takes no history "
+                            "(method='expo-es' chooses them)")
+        return None
+    if history is None:
+        raise ExpoError(f"method {self.method.name!r} chooses from your history: ask(history=[(text, score), ...])")
+    self.history.history = history_exemplars(history)
+    if self.exemplar_selector is None: return self.history.default_exemplars()   # exemplar input: the network sees it
+    return self.exemplar_selector.ask(self.history.es_pool())
+
+PromptOptimizer._choose_exemplars = _choose_exemplars
+
 # %% ../nbs/27_optimizer.ipynb #a21c7667
-def _ask(self) -> Prompt:
-    "The prompt to use now: the same one until it is told (one ask per iteration)."
+def _ask(self, history=None) -> Prompt:
+    "The prompt to use now, the same one until it is told; exemplar methods (EXPO-ES) choose from your `history`."
     if self.pending is None:
+        sequence = self._choose_exemplars(history)
         arm = int(self.selector.ask())
         description, instruction = self.domain.texts(arm)
-        self.pending = Prompt(len(self.records), arm, description.text, instruction.text)
+        shown = () if sequence is None else tuple(str(e.action) for e in sequence)
+        self.pending = Prompt(len(self.records), arm, description.text, instruction.text, shown)
+        self._sequence = sequence
     return self.pending
 
 PromptOptimizer.ask = _ask
@@ -270,28 +354,36 @@ PromptOptimizer.iteration = property(lambda self: len(self.records), doc="iterat
 PromptOptimizer.render = staticmethod(render)
 PromptOptimizer.messages = staticmethod(prompt_messages)
 
-# %% ../nbs/27_optimizer.ipynb #85f6c10e
+# %% ../nbs/27_optimizer.ipynb #524131b8
 def _check_asked(self, prompt) -> None:
     "ExpoError unless `prompt` is the one `ask` hands out now (and the optimizer is open)."
     if self.closed: raise ExpoError("this PromptOptimizer is closed; open a new one (same run_dir) to continue")
     if not isinstance(prompt, Prompt):
         raise ExpoError(f"tell needs the Prompt that ask() returned, got {type(prompt).__name__}")
-    now = self.ask()
+    now = self.pending if self.pending is not None else self.ask()
     if prompt != now:
         raise ExpoError(f"the prompt of iteration {prompt.iteration} (arm {prompt.arm}) is not the one asked now "
                         f"(iteration {now.iteration}, arm {now.arm}); tell each asked prompt once, in order")
 
+PromptOptimizer._check_asked = _check_asked
+
+# %% ../nbs/27_optimizer.ipynb #85f6c10e
 def _commit(self, record: dict) -> dict:
-    "Feed `record`'s score to the selector, then log it and checkpoint (with a run directory)."
+    "Feed `record`'s score to the selectors, then log it (with the exemplars and history read) and checkpoint."
     self.selector.tell(record["arm"], record["score"])
+    if self.exemplar_selector is not None: self.exemplar_selector.tell(self._sequence, record["score"])
+    if self.method.needs_task:
+        pool = getattr(self.exemplar_selector, "pool", self.history.top_k) + 1   # all the selectors read
+        record = {**record, "exemplars": [[e.action, e.score] for e in self._sequence],
+                  "history": self.history.logged(pool)}
     self.records.append(record)
-    self.pending = None
+    self.pending = self._sequence = None
     if self.run_dir is not None:
         append_record(self.run_dir / "log.jsonl", record)
-        save_checkpoint(self.run_dir, self.records, self.selector, _NoTask())
+        save_checkpoint(self.run_dir, self.records, self.driver, _NoTask())
     return record
 
-PromptOptimizer._check_asked, PromptOptimizer._commit = _check_asked, _commit
+PromptOptimizer._commit = _commit
 
 # %% ../nbs/27_optimizer.ipynb #f92bc9a6
 def _tell(self, prompt: Prompt, score, info=None) -> dict:
@@ -317,18 +409,20 @@ PromptOptimizer.tell, PromptOptimizer.tell_batch, PromptOptimizer.tell_failure =
 
 # %% ../nbs/27_optimizer.ipynb #8bc941d0
 def _replay(self, record: dict) -> None:
-    "Tell a logged record again; ExpoError if this optimizer would not have asked its arm."
-    prompt = self.ask()
-    if record.get("iteration") != prompt.iteration or record.get("arm") != prompt.arm:
+    "Tell a logged record again; ExpoError if this optimizer would not have asked its arm (and exemplars)."
+    prompt = self.ask(record.get("history") if self.method.needs_task else None)
+    same = record.get("iteration") == prompt.iteration and record.get("arm") == prompt.arm
+    if self.method.needs_task: same = same and list(prompt.exemplars) == [e[0] for e in record.get("exemplars", [])]
+    if not same:
         raise ExpoError(f"{self.run_dir / 'log.jsonl'} has arm {record.get('arm')!r} at iteration "
-                        f"{record.get('iteration')!r} where this optimizer asks arm {prompt.arm}; "
+                        f"{record.get('iteration')!r} where this optimizer asks arm {prompt.arm} (or other exemplars); "
                         "the log was edited: restore it or use another run_dir")
     self._commit({**record, "score": combine_scores(record.get("scores", record.get("score")))[0]})
 
 def _restore(self) -> None:
     "Continue the run directory: load the checkpoint, then replay the logged tells it does not cover."
     logged = read_log(self.run_dir / "log.jsonl")
-    self.records, _ = resume(self.run_dir, self.selector, _NoTask())
+    self.records, _ = resume(self.run_dir, self.driver, _NoTask())
     for record in logged[len(self.records):]: self._replay(record)
 
 PromptOptimizer._replay, PromptOptimizer._restore = _replay, _restore
@@ -351,16 +445,18 @@ def _best(self) -> tuple[Prompt | None, float | None]:
     return Prompt(record["iteration"], record["arm"], description.text, instruction.text), mean
 
 def _summary(self, top: int = 5) -> dict:
-    "The selector's view: iterations, entropy of its sampling distribution and its `top` most likely arms."
-    return self.selector.summary(top=top)
+    "The selector's view: iterations, entropy of its sampling distribution, its `top` most likely arms (and EXPO-ES's)."
+    summary = self.selector.summary(top=top)
+    if self.exemplar_selector is not None: summary["exemplars"] = self.exemplar_selector.summary()
+    return summary
 
 PromptOptimizer.best, PromptOptimizer.summary = _best, _summary
 
 # %% ../nbs/27_optimizer.ipynb #06d72eea
 def run_step(optimizer: PromptOptimizer, agent: Callable[[str], object], score: Callable[[object], object],
-             history_block: str | Callable[[], str] = "") -> dict:
+             history_block: str | Callable[[], str] = "", history=None) -> dict:
     "One iteration: ask, render, act, score and tell; an exception in `agent` or `score` is told as a failure."
-    prompt = optimizer.ask()
+    prompt = optimizer.ask(history() if callable(history) else history)   # history: exemplar methods only
     block = history_block() if callable(history_block) else history_block
     try: value = score(agent(optimizer.render(prompt, block)))
     except Exception as error: return optimizer.tell_failure(prompt, f"{type(error).__name__}: {error}"[:500])
@@ -382,9 +478,10 @@ def optimize(agent: Callable[[str], object],    # prompt text -> output (anythin
              description: str, instruction: str,  # your task description and meta-instruction
              iterations: int = 20,              # told iterations to reach (a resumed run_dir continues to it)
              history_block: str | Callable[[], str] = "",  # the middle of the prompt, or a function giving it
+             history=None,                      # EXPO-ES: (text, score) pairs, or a function giving them
              **options) -> OptimizeResult:      # any PromptOptimizer keyword (variants, run_dir, method, eta, ...)
     "Optimize the meta-prompt of `agent` for `score` over `iterations` steps; failures are told, never raised."
     check_int("iterations", iterations, low=1)
     with PromptOptimizer(description, instruction, **options) as optimizer:
-        while optimizer.iteration < iterations: run_step(optimizer, agent, score, history_block)
+        while optimizer.iteration < iterations: run_step(optimizer, agent, score, history_block, history)
         return OptimizeResult(*optimizer.best(), list(optimizer.records), optimizer.summary())

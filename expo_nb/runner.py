@@ -330,7 +330,13 @@ def load_or_build_domain(config: RunConfig, domain_dir: Path, task, models, prog
 
 def _start_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool, threads: int | None,
                    limits: RunLimits | None = None, trackers=()) -> None:
-    "Build models, task and domain; commit config.json once they exist; then run the loop."
+    "Build models, task and domain; commit config.json once they exist; then run the loop (torch threads pinned)."
+    from expo_nb.estimator import torch_threads  # torch loads with the first run, not on import
+    with torch_threads(config.torch_threads):
+        _build_and_run(config, out_dir, chat, embedder, progress, threads, limits, trackers)
+
+def _build_and_run(config: RunConfig, out_dir: Path, chat, embedder, progress: bool, threads: int | None,
+                   limits: RunLimits | None = None, trackers=()) -> None:
     from expo_nb.models import make_chat, make_embedder
     cache = config.cache or out_dir / "cache.sqlite"
     chat = chat if chat is not None else make_chat(config.llm, cache, threads)

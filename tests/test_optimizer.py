@@ -30,11 +30,17 @@ DRIVER = textwrap.dedent('''
         "A pure function of (iteration, arm): a rerun scores exactly as the killed run did."
         return ((arm * 37 + iteration * 11) % 17) / 17 + (arm % 3 == 2)
 
-    def main(run_dir, iterations):
+    def history_of(records):
+        "The user's own history, rebuilt from the told records (EXPO-ES chooses its exemplars from it)."
+        return [(f"step {{r['iteration']}}: arm {{r['arm']}}", r["score"]) for r in records]
+
+    def main(run_dir, iterations, method="expo"):
+        es = method == "expo-es"
         with PromptOptimizer(VARIANTS["descriptions"][0], VARIANTS["instructions"][0], variants=VARIANTS,
-                             embedder="hashing:32", eta=5.0, seed=3, run_dir=run_dir) as optimizer:
+                             embedder="hashing:32", eta=5.0, seed=3, run_dir=run_dir, method=method,
+                             **({{"n_exemplars": 3}} if es else {{}})) as optimizer:
             while optimizer.iteration < iterations:
-                prompt = optimizer.ask()
+                prompt = optimizer.ask(history_of(optimizer.records) if es else None)
                 samples = [score_of(prompt.iteration, prompt.arm), 0.5]
                 if prompt.iteration % 4 == 3: optimizer.tell_failure(prompt, "scripted failure")
                 else: optimizer.tell(prompt, samples, info={{"i": prompt.iteration}})
@@ -42,7 +48,7 @@ DRIVER = textwrap.dedent('''
             return [record["arm"] for record in optimizer.records]
 
     if __name__ == "__main__":
-        main(sys.argv[1], int(sys.argv[2]))
+        main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
 ''').format(variants=VARIANTS)
 
 
@@ -53,7 +59,8 @@ def small(**options):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(method="expo-es"), "PromptOptimizer runs"),
+    (dict(method="opro-enhanced"), "PromptOptimizer runs"),
+    (dict(method="expo-es", n_exemplars=0), "n_exemplars must be an integer in [1, 30]"),
     (dict(method="nope"), "unknown method"),
     (dict(eta=0), "eta must be a positive"),
     (dict(seed=-1), "seed must be an integer >= 0"),
@@ -125,12 +132,12 @@ def test_default_failure_score_is_the_worst_told_so_far():
     assert optimizer.tell_failure(optimizer.ask(), "parse error", score=-9)["score"] == -9.0
 
 
-def run_driver(tmp_path, run_dir, iterations, kill_after=None):
+def run_driver(tmp_path, run_dir, iterations, kill_after=None, method="expo"):
     "Run the driver script; with `kill_after` lines printed, SIGKILL it after a random few milliseconds."
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    proc = subprocess.Popen([sys.executable, str(script), str(run_dir), str(iterations)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir), str(iterations), method],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     if kill_after is None:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
@@ -142,18 +149,22 @@ def run_driver(tmp_path, run_dir, iterations, kill_after=None):
     proc.communicate(timeout=60)
 
 
-def test_sigkill_at_random_points_resumes_to_the_same_arms(tmp_path):
+@pytest.mark.parametrize("method", ["expo", "expo-es"])
+def test_sigkill_at_random_points_resumes_to_the_same_arms(tmp_path, method):
     namespace = {"__name__": "driver"}
     exec(DRIVER, namespace)
-    straight = namespace["main"](tmp_path / "straight", 14)
+    straight = namespace["main"](tmp_path / "straight", 14, method)
     random.seed(0)
     for _ in range(3):
-        run_driver(tmp_path, tmp_path / "killed", 14, kill_after=random.randint(1, 4))
-    run_driver(tmp_path, tmp_path / "killed", 14)
+        run_driver(tmp_path, tmp_path / "killed", 14, kill_after=random.randint(1, 4), method=method)
+    run_driver(tmp_path, tmp_path / "killed", 14, method=method)
     records = read_log(tmp_path / "killed" / "log.jsonl")
     assert [r["arm"] for r in records] == straight
-    assert records == read_log(tmp_path / "straight" / "log.jsonl")
+    assert records == read_log(tmp_path / "straight" / "log.jsonl")   # with EXPO-ES: the same exemplars too
     assert len(set(straight)) > 1   # the arms really move, so the comparison means something
+    if method == "expo-es":
+        shown = [tuple(e[0] for e in r["exemplars"]) for r in records]
+        assert len(shown[-1]) == 3 and len(set(shown[4:])) > 1   # exemplars chosen, and not always the same
 
 
 def test_crash_between_log_and_checkpoint_replays_the_logged_tell(tmp_path):
@@ -227,3 +238,29 @@ def test_variants_from_a_file_are_stored_as_texts(tmp_path):
     path.write_text(json.dumps({"descriptions": ["Guess."], "instructions": ["Say one number."]}))   # changed
     with pytest.raises(ExpoError, match="holds a run with other variants"):
         small(run_dir=tmp_path / "run", variants=str(path))
+
+
+def test_expo_es_needs_a_history_and_logs_what_a_replay_needs(tmp_path):
+    with small(method="expo-es", n_exemplars=2, run_dir=tmp_path) as optimizer:
+        with pytest.raises(ExpoError, match="chooses from your history"):
+            optimizer.ask()
+        history = [("a", 0.1), ("b", 0.7), ("c", 0.4), ("d", 0.9)]
+        for step in range(4):
+            prompt = optimizer.ask(history)
+            assert len(prompt.exemplars) == 2 and set(prompt.exemplars) <= {"a", "b", "c", "d"}
+            record = optimizer.tell(prompt, 0.2 * step)
+            assert record["history"] == [["d", 0.9], ["b", 0.7], ["c", 0.4], ["a", 0.1]]
+            assert [e[0] for e in record["exemplars"]] == list(prompt.exemplars)
+        stale = (tmp_path / "checkpoint.json").read_bytes()
+        prompt = optimizer.ask(history)
+        optimizer.tell(prompt, 0.5)
+        expected = optimizer.ask(history)
+    (tmp_path / "checkpoint.json").write_bytes(stale)   # the last tell is replayed from the log alone
+    with small(method="expo-es", n_exemplars=2, run_dir=tmp_path) as optimizer:
+        assert optimizer.iteration == 5 and optimizer.ask(history) == expected
+        assert optimizer.summary()["exemplars"]["records"] == 5   # the exemplar selector learned every tell
+
+
+def test_methods_that_choose_no_exemplars_refuse_a_history():
+    with pytest.raises(ExpoError, match="does not choose exemplars"):
+        small().ask([("a", 1.0)])

@@ -50,15 +50,14 @@ def test_run_follows_the_protocol(run_dir):
     assert set(p.name for p in run_dir.iterdir()) <= {"config.json", "log.jsonl", "summary.json", "cache.sqlite"}
 
 @pytest.fixture
-def torch_threads():
-    "The score network's sums depend on torch's thread count; the committed runs were made with 2 threads."
+def other_ambient_threads():
+    """A run pins torch's thread count itself (RunConfig.torch_threads, 2 like the committed runs), so the count the
+    process happens to have must not matter: the replay runs with 1."""
     import torch
     before = torch.get_num_threads()
-    torch.set_num_threads(PRODUCED_WITH_THREADS)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-PRODUCED_WITH_THREADS = 2   # tools/repro.sh on the 2-core machine, torch's default (PROTOCOL.md)
 
 def _one_per_task(runs):
     chosen = {}
@@ -69,7 +68,7 @@ def _one_per_task(runs):
     return sorted(chosen.values())
 
 @pytest.mark.parametrize("run_dir", _one_per_task(RUNS), ids=ids(_one_per_task(RUNS)))
-def test_committed_run_replays_from_its_cache(run_dir, tmp_path, monkeypatch, torch_threads):
+def test_committed_run_replays_from_its_cache(run_dir, tmp_path, monkeypatch, other_ambient_threads):
     monkeypatch.chdir(ROOT.parents[2])                     # configs name the shared domain relative to the repo
     out = tmp_path / "replay"; out.mkdir()
     shutil.copy(run_dir / "cache.sqlite", out / "cache.sqlite")
