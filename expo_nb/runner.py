@@ -10,6 +10,7 @@ import os
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -36,9 +37,9 @@ from expo_nb.rundir import (
 # %% auto #0
 __all__ = ['OUTCOME_FIELDS', 'CHARS_PER_TOKEN', 'Proposal', 'MethodDriver', 'prediction_spread_nats', 'selection_record',
            'selector_inputs', 'make_driver', 'iteration_record', 'prompt_token_counts', 'run_iteration', 'run_summary',
-           'finish_run', 'RunStopped', 'RunLimits', 'run_tokens', 'check_limits', 'Tracker', 'notify', 'run_loop',
-           'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run', 'estimate_tokens', 'agent_prompt_tokens',
-           'plan_run']
+           'finish_run', 'RunStopped', 'RunLimits', 'run_tokens', 'check_limits', 'Tracker', 'notify', 'stops_reported',
+           'run_loop', 'saved_domain', 'build_run_domain', 'load_or_build_domain', 'run', 'estimate_tokens',
+           'agent_prompt_tokens', 'plan_run']
 
 # %% ../nbs/30_runner.ipynb #17b02973
 # Names that lived here before the configuration and the run directory got notebooks of their own (25_config,
@@ -243,6 +244,7 @@ class Tracker(Protocol):
     def start(self, config: RunConfig, out_dir: Path, records: list[dict]) -> None: ...
     def record(self, record: dict) -> None: ...
     def finish(self, summary: dict, out_dir: Path) -> None: ...
+    def stop(self, status: str, reason: str) -> None: ...   # "KILLED" at a limit (resumable), "FAILED" on an error
 
 def notify(trackers, event: str, *args) -> None:
     "Call `event` on every tracker; a tracker that fails warns, and the run goes on."
@@ -251,7 +253,33 @@ def notify(trackers, event: str, *args) -> None:
         except Exception as error:
             warnings.warn(f"tracking: {type(tracker).__name__}.{event} failed ({error}); the run goes on", stacklevel=2)
 
+@contextmanager
+def stops_reported(trackers):
+    "Tell the trackers how a run that does not finish stopped: KILLED at a limit (RunStopped), FAILED on an error."
+    try: yield
+    except RunStopped as stop:
+        notify(trackers, "stop", "KILLED", str(stop))
+        raise
+    except BaseException as error:   # a crash, Ctrl-C: the run directory resumes it; the tracker shows it ended
+        notify(trackers, "stop", "FAILED", f"{type(error).__name__}: {error}"[:1000])
+        raise
+
 # %% ../nbs/30_runner.ipynb #99cd9b66
+def _iterate(config: RunConfig, out_dir: Path, task, domain: PromptDomain, chat, driver: MethodDriver,
+             records: list[dict], progress: bool, limits: RunLimits | None, trackers) -> None:
+    "The iterations after the logged ones, each logged, checkpointed and mirrored as it ends; limits checked between."
+    played, done = {r["arm"] for r in records}, len(records)
+    with _progress(config, done, progress) as bar:
+        for iteration in range(done, config.iterations):
+            record = run_iteration(config, iteration, task, domain, chat, driver)
+            played.add(record["arm"])
+            records.append(record | {"distinct_arms": len(played)})
+            append_record(out_dir / "log.jsonl", records[-1])
+            save_checkpoint(out_dir, records, driver, task)
+            notify(trackers, "record", records[-1])
+            _show(bar, records)
+            if iteration + 1 < config.iterations: check_limits(records, limits, out_dir)
+
 def run_loop(config: RunConfig, out_dir: Path | str, task, domain: PromptDomain, chat, driver,
              progress: bool = False, limits: RunLimits | None = None, trackers=()) -> list[dict]:
     "Run or resume Algorithm 1 in `out_dir`; return all iteration records. `driver`: a MethodDriver or a selector."
@@ -261,19 +289,10 @@ def run_loop(config: RunConfig, out_dir: Path | str, task, domain: PromptDomain,
         if (out_dir / "summary.json").exists(): return read_log(out_dir / "log.jsonl")
         records, done = _start(config, out_dir, driver, task)
         notify(trackers, "start", config, out_dir, list(records))
-        if done < config.iterations: check_limits(records, limits, out_dir)
-        played = {r["arm"] for r in records}
-        with _progress(config, done, progress) as bar:
-            for iteration in range(done, config.iterations):
-                record = run_iteration(config, iteration, task, domain, chat, driver)
-                played.add(record["arm"])
-                records.append(record | {"distinct_arms": len(played)})
-                append_record(out_dir / "log.jsonl", records[-1])
-                save_checkpoint(out_dir, records, driver, task)
-                notify(trackers, "record", records[-1])
-                _show(bar, records)
-                if iteration + 1 < config.iterations: check_limits(records, limits, out_dir)
-        notify(trackers, "finish", finish_run(out_dir, config, records, driver, domain), out_dir)
+        with stops_reported(trackers):
+            if done < config.iterations: check_limits(records, limits, out_dir)
+            _iterate(config, out_dir, task, domain, chat, driver, records, progress, limits, trackers)
+            notify(trackers, "finish", finish_run(out_dir, config, records, driver, domain), out_dir)
     return records
 
 # %% ../nbs/30_runner.ipynb #815898e5

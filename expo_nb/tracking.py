@@ -13,12 +13,12 @@ import re
 import time
 from pathlib import Path
 
-from .core import ExpoError, atomic_write_bytes
+from .core import ExpoError, atomic_write_bytes, check_choice
 
 # %% auto #0
-__all__ = ['PARAM_LENGTH', 'TRACKING_EXTRA', 'RUN_FILE', 'ARTIFACTS', 'TRACKER_SPECS', 'mlflow_name', 'flat_items',
-           'numeric_fields', 'config_dict', 'flat_params', 'store_uri', 'artifact_root', 'import_mlflow', 'open_run',
-           'log_batch', 'mirrored_count', 'MlflowTracker', 'make_tracker']
+__all__ = ['PARAM_LENGTH', 'TRACKING_EXTRA', 'RUN_FILE', 'ARTIFACTS', 'STOP_STATUSES', 'TRACKER_SPECS', 'mlflow_name',
+           'flat_items', 'numeric_fields', 'config_dict', 'flat_params', 'store_uri', 'artifact_root', 'import_mlflow',
+           'open_run', 'log_batch', 'mirrored_count', 'MlflowTracker', 'make_tracker']
 
 # %% ../nbs/29_tracking.ipynb #2de8f68a
 def mlflow_name(name: str) -> str:
@@ -141,6 +141,18 @@ class MlflowTracker:
         for path in (Path(out_dir) / name for name in ARTIFACTS):
             if path.exists(): self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id)
+
+# %% ../nbs/29_tracking.ipynb #227cead2
+STOP_STATUSES = ("KILLED", "FAILED")   # MLflow's run statuses for a stop at a limit and for an error
+
+def _stop(self, status: str, reason: str) -> None:
+    "End the MLflow run early: KILLED (a limit stopped it) or FAILED (an error), with the reason as a tag."
+    check_choice("status", status, STOP_STATUSES)
+    if self.run_id is None: return   # start never reached the store: there is no run to end
+    self.client.set_tag(self.run_id, "expo_nb.stop_reason", str(reason)[:5000])
+    self.client.set_terminated(self.run_id, status=status)
+
+MlflowTracker.stop = _stop
 
 # %% ../nbs/29_tracking.ipynb #1260aa0e
 TRACKER_SPECS = ("mlflow", "mlflow:URI")

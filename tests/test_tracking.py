@@ -167,3 +167,28 @@ def test_a_real_run_is_mirrored(store, tmp_path, recwarn):
     assert {"config.json", "summary.json", "metric.png"} <= artifacts
     assert run_info.data.metrics["summary.tokens_by_model.scripted.prompt_tokens"] == sum(
         r["prompt_tokens"] for r in records)
+
+
+def test_a_run_stopped_at_a_limit_is_killed_then_finished_on_resume(store, tmp_path):
+    from expo_nb.embed import HashingEmbedder
+    from expo_nb.runner import RunConfig, RunLimits, RunStopped, run
+    from expo_nb.testing import ScriptedChat
+    variants = tmp_path / "v.json"
+    variants.write_text(json.dumps({"descriptions": ["Task text A.", "Task text B."],
+                                    "instructions": ["Instruction one.", "Instruction two."]}))
+    config = RunConfig(iterations=3, samples=2, domain=str(variants), embedder="hashing:16", llm="scripted")
+
+    def go(limits, tracker):
+        return run(config, tmp_path / "run", chat=ScriptedChat(lambda r: "[3, 5]"), embedder=HashingEmbedder(16),
+                   progress=False, limits=limits, trackers=[tracker])
+
+    first = MlflowTracker(store, experiment="test-stopped-run")
+    with pytest.raises(RunStopped, match="token budget reached"):
+        go(RunLimits(max_tokens_total=1), first)
+    stopped = client_of(store).get_run(first.run_id)
+    assert stopped.info.status == "KILLED"
+    assert stopped.data.tags["expo_nb.stop_reason"].startswith("token budget reached")
+    resumed = MlflowTracker(store, experiment="test-stopped-run")
+    go(None, resumed)
+    assert resumed.run_id == first.run_id and client_of(store).get_run(first.run_id).info.status == "FINISHED"
+    assert [step for step, _ in history(store, first.run_id, "metric")] == [0, 1, 2]   # each iteration once
