@@ -264,7 +264,7 @@ def stops_reported(trackers):
         notify(trackers, "stop", "FAILED", f"{type(error).__name__}: {error}"[:1000])
         raise
 
-# %% ../nbs/30_runner.ipynb #99cd9b66
+# %% ../nbs/30_runner.ipynb #c65b3ace
 def _iterate(config: RunConfig, out_dir: Path, task, domain: PromptDomain, chat, driver: MethodDriver,
              records: list[dict], progress: bool, limits: RunLimits | None, trackers) -> None:
     "The iterations after the logged ones, each logged, checkpointed and mirrored as it ends; limits checked between."
@@ -280,6 +280,7 @@ def _iterate(config: RunConfig, out_dir: Path, task, domain: PromptDomain, chat,
             _show(bar, records)
             if iteration + 1 < config.iterations: check_limits(records, limits, out_dir)
 
+# %% ../nbs/30_runner.ipynb #99cd9b66
 def run_loop(config: RunConfig, out_dir: Path | str, task, domain: PromptDomain, chat, driver,
              progress: bool = False, limits: RunLimits | None = None, trackers=()) -> list[dict]:
     "Run or resume Algorithm 1 in `out_dir`; return all iteration records. `driver`: a MethodDriver or a selector."
