@@ -16,6 +16,7 @@ RUNS = sorted(p.parent for p in ROOT.glob("**/seed-*/summary.json"))
 # group -> (preset task, task settings, iterations, samples, eta)
 PROTOCOL = {"linreg": ("linreg", {"w": 2, "b": 30}, 50, 8, 100.0),
             "linreg2": ("linreg", {"w": 36, "b": -1}, 50, 8, 100.0),
+            "linreg-handwritten": ("linreg", {"w": 2, "b": 30}, 50, 8, 100.0),
             "tsp10": ("tsp", {"n": 10}, 100, 8, 100.0),
             "bandit-hard": ("bandit", {"instance": "hard"}, 100, 1, 10.0),
             "bandit-easy": ("bandit", {"instance": "easy"}, 100, 1, 10.0),
@@ -40,8 +41,9 @@ def test_run_follows_the_protocol(run_dir):
             == (task, settings, iterations, samples, eta))
     assert (config.llm, config.embedder, config.seed_streams) == ("local:qwen1.5b", "local:minilm", True)
     assert run_dir.name == f"seed-{config.seed}" and run_dir.parent.name == config.method
-    if config.method not in ONE_ARM:
-        assert config.domain == f"nbs/results/paper/domains/{group}/domain.json"  # group: the first path part
+    if config.method not in ONE_ARM:   # the group's shared domain, or its hand-written variants (open check c)
+        assert config.domain in (f"nbs/results/paper/domains/{group}/domain.json",
+                                 f"nbs/results/paper/domains/{group}/variants.json")
     records = read_log(run_dir / "log.jsonl", repair=False)
     assert [r["iteration"] for r in records] == list(range(iterations))
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -76,3 +78,15 @@ def test_committed_run_replays_from_its_cache(run_dir, tmp_path, monkeypatch, ot
     run(config, out, progress=False)
     strip = lambda records: [{k: v for k, v in r.items() if k not in MACHINE_FIELDS} for r in records]
     assert strip(read_log(out / "log.jsonl")) == strip(read_log(run_dir / "log.jsonl"))
+
+def test_the_handwritten_domain_is_what_its_script_writes(tmp_path):
+    "Open check (c) runs EXPO on nbs/results/paper/domains/linreg-handwritten/variants.json, written by a script."
+    import subprocess
+    import sys
+    script = ROOT.parents[2] / "tools" / "handwritten_domain.py"
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "v.json")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = json.loads((tmp_path / "v.json").read_text())
+    assert written == json.loads((ROOT / "domains" / "linreg-handwritten" / "variants.json").read_text())
+    assert [len(set(written[k])) for k in ("descriptions", "instructions")] == [101, 101]   # the rephrased size

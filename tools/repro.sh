@@ -17,7 +17,7 @@ WORK=${EXPO_NB_WORK:-runs/paper}
 KEEP=${EXPO_NB_KEEP:-nbs/results/paper}
 SEEDS=${SEEDS:-0 1 2 3 4}               # repetitions of LR and TSP runs
 BANDIT_SEEDS=${BANDIT_SEEDS:-0 1 2}      # repetitions per bandit environment (2 environments: 6 runs)
-STAGES=${STAGES:-lr-main tsp-main bandit-main lr-ablations lr2-main bandit-bsscd}
+STAGES=${STAGES:-lr-main tsp-main bandit-main lr-ablations lr-handwritten lr2-main bandit-bsscd}
 EXTRA=("$@")
 keep() { python tools/repro_commit.py "$1" "$2" $([ "${COMMIT:-1}" = 1 ] || echo --no-commit); }
 
@@ -33,12 +33,13 @@ domain() {  # TASK PRESET: one domain per task, shared by every method and seed
 }
 
 runs() {  # GROUP PRESET TASK METHODS [expo run options]: seed-major, so that methods are paired as they finish
+  # DOMAIN_JSON: another domain than the task's shared one (a variants file is embedded by the run)
   local group=$1 preset=$2 task=$3 methods=$4; shift 4
   for seed in $SEEDS; do
     for method in ${methods//,/ }; do
       [ -f "$KEEP/$group/$method/seed-$seed/summary.json" ] && continue
       expo run "$preset" --method "$method" --seed "$seed" --out "$WORK/$group/$method/seed-$seed" \
-        --domain "$KEEP/domains/$task/domain.json" --no-progress "$@" "${EXTRA[@]}"
+        --domain "${DOMAIN_JSON:-$KEEP/domains/$task/domain.json}" --no-progress "$@" "${EXTRA[@]}"
       keep "$WORK/$group/$method/seed-$seed" "$KEEP/$group/$method/seed-$seed"
     done
   done
@@ -54,6 +55,8 @@ for stage in $STAGES; do
                     SEEDS=$BANDIT_SEEDS runs "bandit-easy/env-$env" bandit-easy-paper bandit-easy expo,expo-es,opro --env-seed $env
                   done ;;
     lr-ablations) runs linreg linreg-paper linreg expo-d-only,expo-i-only,neuralucb,expo-exemplar-input ;;
+    lr-handwritten)  # open check (c): the same EXPO on a hand-written 101 x 101 domain (tools/handwritten_domain.py)
+                  DOMAIN_JSON=$KEEP/domains/linreg-handwritten/variants.json runs linreg-handwritten linreg-paper linreg expo ;;
     lr2-main)     domain linreg2 linreg2-paper; runs linreg2 linreg2-paper linreg2 expo,opro,expo-es,opro-enhanced ;;
     bandit-bsscd) domain bandit-hard-bsscd bandit-hard-bsscd-paper
                   for env in 0 1; do SEEDS=$BANDIT_SEEDS runs "bandit-hard-bsscd/env-$env" bandit-hard-bsscd-paper bandit-hard-bsscd expo,opro --env-seed $env; done ;;
