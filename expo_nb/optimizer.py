@@ -410,7 +410,10 @@ PromptOptimizer.tell, PromptOptimizer.tell_batch, PromptOptimizer.tell_failure =
 # %% ../nbs/27_optimizer.ipynb #8bc941d0
 def _replay(self, record: dict) -> None:
     "Tell a logged record again; ExpoError if this optimizer would not have asked its arm (and exemplars)."
-    prompt = self.ask(record.get("history") if self.method.needs_task else None)
+    try: prompt = self.ask(record.get("history") if self.method.needs_task else None)
+    except ExpoError as error:
+        raise ExpoError(f"{self.run_dir / 'log.jsonl'} at iteration {record.get('iteration')!r} cannot be replayed "
+                        f"({error}); the log was edited: restore it or use another run_dir") from None
     same = record.get("iteration") == prompt.iteration and record.get("arm") == prompt.arm
     if self.method.needs_task: same = same and list(prompt.exemplars) == [e[0] for e in record.get("exemplars", [])]
     if not same:

@@ -264,3 +264,14 @@ def test_expo_es_needs_a_history_and_logs_what_a_replay_needs(tmp_path):
 def test_methods_that_choose_no_exemplars_refuse_a_history():
     with pytest.raises(ExpoError, match="does not choose exemplars"):
         small().ask([("a", 1.0)])
+
+
+def test_an_edited_expo_es_history_is_refused_with_the_log_named(tmp_path):
+    with small(method="expo-es", n_exemplars=2, run_dir=tmp_path) as optimizer:
+        for _ in range(2): optimizer.tell(optimizer.ask([("a", 0.1), ("b", 0.7), ("c", 0.4)]), 0.5)
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    record = json.loads(lines[1]); record["history"] = "not a history"
+    (tmp_path / "log.jsonl").write_text("\n".join([lines[0], json.dumps(record)]) + "\n")
+    (tmp_path / "checkpoint.json").unlink()   # the log alone is replayed
+    with pytest.raises(ExpoError, match="log.jsonl at iteration 1 cannot be replayed .*the log was edited"):
+        small(method="expo-es", n_exemplars=2, run_dir=tmp_path)
