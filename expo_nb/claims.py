@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 
 import pandas as pd
 
 from .core import ExpoError
+from .estimator import torch_threads
 from .plots import load_runs
 from .stats import AT, DIRECTIONS, VERDICTS, Claim, compare, seed_values, seeds_needed
+from .synthetic import SyntheticSetting, run_synthetic
 
 # %% auto #0
 __all__ = ['CLAIM_DIRECTIONS', 'FIG2_CLAIMS', 'FIG4_CLAIMS', 'ABLATION_CLAIMS', 'VARIANT_CLAIMS', 'OPEN_CHECKS', 'PAPER_CLAIMS',
-           'ENV_STRIDE', 'RUN_COLUMNS', 'NOT_RUN', 'MARKDOWN_COLUMNS', 'PAPER_NOTE', 'PaperClaim', 'paper_claim',
-           'finished_run_dirs', 'run_place', 'paper_runs_table', 'claim_runs', 'claim_gap', 'margin_verdict',
-           'compare_claim', 'describe_row', 'claim_row', 'claims_table', 'claims_markdown']
+           'ENV_STRIDE', 'RUN_COLUMNS', 'SYNTHETIC_RUNS', 'SYNTHETIC_CHECKS', 'SYNTHETIC_METHODS', 'NOT_RUN',
+           'MARKDOWN_COLUMNS', 'PAPER_NOTE', 'PaperClaim', 'paper_claim', 'finished_run_dirs', 'run_place',
+           'synthetic_runs_table', 'committed_synthetic_runs', 'paper_runs_table', 'claim_runs', 'claim_gap',
+           'margin_verdict', 'compare_claim', 'describe_row', 'claim_row', 'claims_table', 'claims_markdown']
 
 # %% ../nbs/35_claims.ipynb #3ff5d0e3
 CLAIM_DIRECTIONS = (*DIRECTIONS, "same", "not lower")   # 34_stats' two, plus "on par" and "no better"
@@ -116,10 +120,10 @@ VARIANT_CLAIMS = (
 OPEN_CHECKS = (
     paper_claim("Check 1", "EXPO has a lower regret than NeuralUCB when the best prompt switches",
                 "synthetic-switching", "expo", "neuralucb",
-                "not tested in the paper; 34_stats: not reproduced after the switch (synthetic bandit)"),
+                "not tested in the paper (synthetic prompt bandit, 34_stats)"),
     paper_claim("Check 2", "a greedy rule has a lower regret than EXPO on a stationary task",
                 "synthetic-stationary", "greedy", "expo",
-                "not tested in the paper; 34_stats: inconclusive (synthetic bandit)"),
+                "not tested in the paper (synthetic prompt bandit, 34_stats)"),
     paper_claim("Check 3", "EXPO on the LLM-rephrased domain ends lower than on a hand-written domain, LR (2, 30)",
                 "linreg", "expo", "expo", "not tested in the paper", group_b="linreg-handwritten"))
 
@@ -140,19 +144,60 @@ def run_place(run_dir: Path | str, root: Path | str) -> dict:
     group = parts[:-3] if nested else parts[:-2]
     return {"group": "/".join(group), "env": int(parts[-3][4:]) if nested else None, "folder": parts[-2]}
 
-# %% ../nbs/35_claims.ipynb #7c3199e4
+# %% ../nbs/35_claims.ipynb #b0c75976
 RUN_COLUMNS = ("run", "group", "env", "method", "config_method", "repetition", "seed", "task", "iteration",
                "metric")
+SYNTHETIC_RUNS = Path("synthetic") / "runs.csv"   # under the paper root: the runs of open checks 1 and 2
+SYNTHETIC_CHECKS = {   # group -> (setting, iterations): the two settings of 34_stats' open checks
+    "synthetic-switching": (SyntheticSetting("switching", k1=3, k2=3, sharpness=6.0, switch_every=15, angle=180.0,
+                                             switch_lift=0.0), 45),
+    "synthetic-stationary": (SyntheticSetting("stationary", k1=3, k2=3, sharpness=6.0), 30)}
+SYNTHETIC_METHODS = {"expo": dict(method="EXPO"), "greedy": dict(method="EXPO", eta=1e6),
+                     "neuralucb": dict(method="NeuralUCB")}
 
-def paper_runs_table(root: Path | str) -> pd.DataFrame:
-    "Every finished run under `root`, one row per (run, iteration), with group, env and the pairing key `seed`."
-    root, dirs = Path(root), finished_run_dirs(root)
-    if not dirs: return pd.DataFrame(columns=list(RUN_COLUMNS))
+def synthetic_runs_table(seeds=range(6), threads: int = 1) -> pd.DataFrame:
+    "Every SYNTHETIC_METHODS selector on every SYNTHETIC_CHECKS setting and seed; metric = cumulative regret."
+    rows = []
+    with torch_threads(threads):
+        for (group, (setting, iterations)), (method, options) in product(SYNTHETIC_CHECKS.items(),
+                                                                        SYNTHETIC_METHODS.items()):
+            for seed in seeds:
+                regret = run_synthetic(setting, seed=seed, iterations=iterations, **options)["cumulative_regret"]
+                rows += [{"run": f"{group}/{method}/seed-{seed}", "group": group, "method": method, "seed": seed,
+                          "iteration": t, "metric": float(value)} for t, value in enumerate(regret)]
+    df = pd.DataFrame(rows)
+    return df.assign(env=None, config_method=df["method"], repetition=df["seed"], task="synthetic")
+
+# %% ../nbs/35_claims.ipynb #170a9c73
+def committed_synthetic_runs(root: Path | str) -> pd.DataFrame | None:
+    "The open checks' runs written under `root` by tools/synthetic_checks.py; None when there are none."
+    path = Path(root) / SYNTHETIC_RUNS
+    if not path.exists(): return None
+    try: df = pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise ExpoError(f"{path} cannot be read ({error}); rerun tools/synthetic_checks.py") from None
+    missing = sorted(set(RUN_COLUMNS) - set(df.columns))
+    if missing: raise ExpoError(f"{path} lacks the columns {missing}; rerun tools/synthetic_checks.py")
+    return df.assign(env=df["env"].astype("Int64"))
+
+# %% ../nbs/35_claims.ipynb #7c3199e4
+def _llm_runs_table(root: Path, dirs: list[Path]) -> pd.DataFrame:
+    "The run directories `dirs` under `root` as one table, with group, env and the pairing key `seed`."
     df = load_runs(dirs).rename(columns={"method": "config_method", "seed": "repetition"})
     places = pd.DataFrame([run_place(d, root) | {"run": str(d)} for d in dirs]).set_index("run")
     df = df.join(places, on="run").rename(columns={"folder": "method"})
     df["env"] = df["env"].astype("Int64")
     df["seed"] = df["repetition"] + df["env"].fillna(0).astype(int) * ENV_STRIDE   # the repetition if no env
+    return df
+
+def paper_runs_table(root: Path | str) -> pd.DataFrame:
+    "Every finished run under `root` and the open checks' runs, one row per (run, iteration), in RUN_COLUMNS first."
+    root, dirs = Path(root), finished_run_dirs(root)
+    parts = [_llm_runs_table(root, dirs)] if dirs else []
+    synthetic = committed_synthetic_runs(root)
+    if synthetic is not None: parts.append(synthetic)
+    if not parts: return pd.DataFrame(columns=list(RUN_COLUMNS))
+    df = pd.concat(parts, ignore_index=True)
     first = [c for c in RUN_COLUMNS if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
 
