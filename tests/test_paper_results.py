@@ -90,3 +90,15 @@ def test_the_handwritten_domain_is_what_its_script_writes(tmp_path):
     written = json.loads((tmp_path / "v.json").read_text())
     assert written == json.loads((ROOT / "domains" / "linreg-handwritten" / "variants.json").read_text())
     assert [len(set(written[k])) for k in ("descriptions", "instructions")] == [101, 101]   # the rephrased size
+
+
+def test_the_protocol_lists_every_committed_run(tmp_path):
+    "PROTOCOL.md's runs table is what tools/protocol_table.py writes from the committed runs (repro_commit calls it)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("protocol_table", ROOT.parents[2] / "tools" / "protocol_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    text = (ROOT / "PROTOCOL.md").read_text()
+    rows = text.split(table.BEGIN)[1].split(table.END)[0]
+    assert rows.count("\n| ") == len(RUNS) + 1 - (not RUNS)   # the header, then one row per committed run
+    for run_dir in RUNS: assert table.run_row(run_dir, ROOT) in rows

@@ -65,5 +65,10 @@ if __name__ == "__main__":
     paths = keep_partial_domain(work, dest) if "--partial" in sys.argv else copy_compact(work, dest)
     if not paths: sys.exit(f"repro_commit: {work} is neither a finished run nor a saved domain")
     kind = "run" if (dest / "log.jsonl").exists() else "domain"
+    protocol = next((p for p in dest.parents if (p / "PROTOCOL.md").exists()), None)
+    if kind == "run" and protocol is not None:   # the runs table of PROTOCOL.md, in the same commit
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from protocol_table import update
+        paths.append(update(protocol))
     if "--no-commit" not in sys.argv: commit(paths, f"repro: {dest} ({kind})")
     print(f"kept {dest}")
