@@ -17,11 +17,16 @@ RUNS = sorted(p.parent for p in ROOT.glob("**/seed-*/summary.json"))
 PROTOCOL = {"linreg": ("linreg", {"w": 2, "b": 30}, 50, 8, 100.0),
             "linreg2": ("linreg", {"w": 36, "b": -1}, 50, 8, 100.0),
             "linreg-handwritten": ("linreg", {"w": 2, "b": 30}, 50, 8, 100.0),
+            "linreg-fixed-best": ("linreg", {"w": 2, "b": 30}, 50, 8, 100.0),
+            "linreg-all-t1": ("linreg", {"w": 2, "b": 30}, 50, 8, 100.0),
+            "tsp10-eta10": ("tsp", {"n": 10}, 100, 8, 10.0),
+            "tsp10-eta1000": ("tsp", {"n": 10}, 100, 8, 1000.0),
             "tsp10": ("tsp", {"n": 10}, 100, 8, 100.0),
             "bandit-hard": ("bandit", {"instance": "hard"}, 100, 1, 10.0),
             "bandit-easy": ("bandit", {"instance": "easy"}, 100, 1, 10.0),
             "bandit-hard-bsscd": ("bandit", {"instance": "hard", "reasoning": True}, 100, 1, 10.0)}
 ONE_ARM = {"opro", "opro-enhanced"}
+DOMAIN_OF = {"tsp10-eta10": "tsp10", "tsp10-eta1000": "tsp10"}   # groups that share another group's domain
 MACHINE_FIELDS = ("wall_s", "cached_calls", "prompt_tokens_evaluated", "prompt_tokens_reused")   # differ on a replay
 
 def ids(runs): return [str(p.relative_to(ROOT)) for p in runs]
@@ -41,9 +46,12 @@ def test_run_follows_the_protocol(run_dir):
             == (task, settings, iterations, samples, eta))
     assert (config.llm, config.embedder, config.seed_streams) == ("local:qwen1.5b", "local:minilm", True)
     assert run_dir.name == f"seed-{config.seed}" and run_dir.parent.name == config.method
-    if config.method not in ONE_ARM:   # the group's shared domain, or its hand-written variants (open check c)
-        assert config.domain in (f"nbs/results/paper/domains/{group}/domain.json",
-                                 f"nbs/results/paper/domains/{group}/variants.json")
+    if config.method not in ONE_ARM:   # the task's shared domain, or the hand-written variants (open check c)
+        shared = DOMAIN_OF.get(group, group)
+        assert config.domain in (f"nbs/results/paper/domains/{shared}/domain.json",
+                                 f"nbs/results/paper/domains/{shared}/variants.json")
+    assert (config.temperatures is not None) == (group == "linreg-all-t1")   # Fig. 14 only: all samples at T = 1
+    assert (config.fixed_prompt is not None) == (group == "linreg-fixed-best")   # Fig. 8 only: EXPO's final prompt
     records = read_log(run_dir / "log.jsonl", repair=False)
     assert [r["iteration"] for r in records] == list(range(iterations))
     summary = json.loads((run_dir / "summary.json").read_text())

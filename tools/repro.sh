@@ -17,7 +17,7 @@ WORK=${EXPO_NB_WORK:-runs/paper}
 KEEP=${EXPO_NB_KEEP:-nbs/results/paper}
 SEEDS=${SEEDS:-0 1 2 3 4}               # repetitions of LR and TSP runs
 BANDIT_SEEDS=${BANDIT_SEEDS:-0 1 2}      # repetitions per bandit environment (2 environments: 6 runs)
-STAGES=${STAGES:-lr-main tsp-main bandit-main lr-ablations lr-handwritten lr2-main bandit-bsscd}
+STAGES=${STAGES:-lr-main tsp-main bandit-main lr-ablations lr-handwritten lr-variants lr2-main tsp-eta bandit-bsscd}
 EXTRA=("$@")
 keep() { python tools/repro_commit.py "$1" "$2" $([ "${COMMIT:-1}" = 1 ] || echo --no-commit); }
 
@@ -57,6 +57,15 @@ for stage in $STAGES; do
     lr-ablations) runs linreg linreg-paper linreg expo-d-only,expo-i-only,neuralucb,expo-exemplar-input ;;
     lr-handwritten)  # open check (c): the same EXPO on a hand-written 101 x 101 domain (tools/handwritten_domain.py)
                   DOMAIN_JSON=$KEEP/domains/linreg-handwritten/variants.json runs linreg-handwritten linreg-paper linreg expo ;;
+    lr-variants)  # Fig. 8: OPRO with the prompt EXPO seed s ended on; Fig. 14: OPRO with all 8 samples at T = 1
+                  for seed in $SEEDS; do
+                    [ -f "$KEEP/linreg/expo/seed-$seed/summary.json" ] || continue
+                    SEEDS=$seed runs linreg-fixed-best linreg-paper linreg opro --prompt-from "$KEEP/linreg/expo/seed-$seed"
+                  done
+                  runs linreg-all-t1 linreg-paper linreg opro --temperatures 1,1,1,1,1,1,1,1 ;;
+    tsp-eta)      # Fig. 7: EXPO at eta = 10 and 1000 on TSP-10 (eta = 100 is tsp-main)
+                  runs tsp10-eta10 tsp10-paper tsp10 expo --eta 10
+                  runs tsp10-eta1000 tsp10-paper tsp10 expo --eta 1000 ;;
     lr2-main)     domain linreg2 linreg2-paper; runs linreg2 linreg2-paper linreg2 expo,opro,expo-es,opro-enhanced ;;
     bandit-bsscd) domain bandit-hard-bsscd bandit-hard-bsscd-paper
                   for env in 0 1; do SEEDS=$BANDIT_SEEDS runs "bandit-hard-bsscd/env-$env" bandit-hard-bsscd-paper bandit-hard-bsscd expo,opro --env-seed $env; done ;;
