@@ -29,7 +29,8 @@ from .tasks import DEFAULT_SCORE_SCALE, Parsed, Task, last_valid
 # %% auto #0
 __all__ = ['MAX_HELD_KARP_NODES', 'TSP_DESCRIPTION', 'TSP_ENHANCED_SENTENCE', 'TSP_INSTRUCTION', 'TSP_FORMAT', 'tour_length',
            'check_distances', 'subset_layers', 'held_karp_table', 'trace_back', 'held_karp', 'check_tour', 'parse_tour',
-           'cached_optimum', 'optimality_gap', 'tsp_points', 'random_tours', 'render_points', 'render_tours', 'TspTask']
+           'cached_optimum', 'optimality_gap', 'tsp_points', 'random_tours', 'render_points', 'render_tours', 'TspTask',
+           'nearest_neighbour_tour', 'farthest_insertion_tour']
 
 # %% ../nbs/22_task_tsp.ipynb #0525f7e6
 def tour_length(distances: np.ndarray, tour: Sequence[int]) -> float:
@@ -241,3 +242,42 @@ def _tsp_instance_block(self) -> str:
 TspTask.instance_block = _tsp_instance_block   # `task.instance_block()`, read by `meta_prompt`
 TspTask.optimum = property(lambda self: cached_optimum(self.distances, self.cache_dir),
                            doc="(optimal length, optimal tour) of this instance, computed once and cached.")
+
+# %% ../nbs/22_task_tsp.ipynb #b6cfdd03
+def _square_distances(distances: np.ndarray) -> np.ndarray:
+    "`distances` as a float64 matrix; ExpoError unless it is square, non-empty and finite."
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < 1:
+        raise ExpoError(f"distances must be a square (n, n) matrix, got shape {d.shape}")
+    if not np.isfinite(d).all(): raise ExpoError("distances contain NaN or inf")
+    return d
+
+def nearest_neighbour_tour(distances: np.ndarray,   # (n, n) distances, d[i, j] from i to j
+                           start: int = 0,           # the node the walk starts from
+                           ) -> tuple[int, ...]:     # closed tour, rotated to start at node 0
+    "The greedy tour: from `start`, always go to the nearest unvisited node (ties: the lowest index)."
+    d = _square_distances(distances)
+    n = d.shape[0]
+    tour, unvisited = [check_int("start", start, 0, n - 1)], np.ones(n, dtype=bool)
+    unvisited[tour[0]] = False
+    for _ in range(n - 1):
+        nearest = int(np.argmin(np.where(unvisited, d[tour[-1]], np.inf)))
+        tour.append(nearest)
+        unvisited[nearest] = False
+    return check_tour(tour, n)[0]
+
+# %% ../nbs/22_task_tsp.ipynb #2afd3da0
+def farthest_insertion_tour(distances: np.ndarray,   # (n, n) distances, d[i, j] from i to j
+                            ) -> tuple[int, ...]:     # closed tour starting at node 0
+    "Insert the node farthest from the tour where it adds the least length, from node 0 alone (ties: lowest index)."
+    d = _square_distances(distances)
+    tour, to_tour = [0], d[0].copy()                  # to_tour[k]: distance from the tour to node k
+    to_tour[0] = -np.inf                              # -inf marks a node already in the tour
+    for _ in range(len(d) - 1):
+        k = int(np.argmax(to_tour))
+        here = np.asarray(tour)
+        after = np.roll(here, -1)
+        tour.insert(int(np.argmin(d[here, k] + d[k, after] - d[here, after])) + 1, k)
+        to_tour = np.minimum(to_tour, d[k])
+        to_tour[k] = -np.inf
+    return tuple(tour)
