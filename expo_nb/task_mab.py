@@ -29,7 +29,7 @@ from .tasks import Parsed, StepOutcome, Task, ask_batch, coerce_prompt_part, com
 __all__ = ['INSTANCES', 'COLOUR_WORDS', 'INVALID_SCORES', 'BANDIT_QUESTION', 'example_answer', 'bandit_description',
            'bandit_instruction', 'answer_content', 'normalized', 'read_probabilities', 'parse_distribution',
            'button_estimates', 'expected_step_regret', 'draw_press', 'BanditGame', 'game_state', 'restore_game',
-           'render_summary', 'BanditRules', 'BanditPrompts', 'BanditTask']
+           'render_summary', 'BanditRules', 'BanditPrompts', 'BanditTask', 'ucb1_regret', 'thompson_regret']
 
 # %% ../nbs/23_task_mab.ipynb #7c3f8deb
 INSTANCES = {"hard": (("blue", "green", "red", "yellow", "purple"), (0.6, 0.4, 0.4, 0.4, 0.4)),
@@ -270,3 +270,46 @@ class BanditTask(BanditPrompts):
             saved, ours = f"{state.get('task')!r}/{state.get('instance')!r}", f"{self.name!r}/{self.instance!r}"
             raise ExpoError(f"state is for {saved}, not {ours}")
         self.history = restore_game(self, state)
+
+# %% ../nbs/23_task_mab.ipynb #5203d73b
+def _bandit_setup(means: Sequence[float], steps: int, runs: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    "The means as floats in [0, 1], each arm's gap to the best mean, and the checked steps and runs."
+    mu = np.asarray(means, dtype=np.float64)
+    if mu.ndim != 1 or len(mu) < 1 or not np.all((mu >= 0) & (mu <= 1)):
+        raise ExpoError(f"means must be a non-empty sequence of probabilities in [0, 1], got {means!r}")
+    return mu, mu.max() - mu, check_int("steps", steps, low=1), check_int("runs", runs, low=1)
+
+def ucb1_regret(means: Sequence[float],   # the arms' Bernoulli means, e.g. INSTANCES["hard"][1]
+                steps: int,               # presses per run
+                runs: int = 1000,         # independent games, played at once
+                seed: int = 0,            # seeds the one generator of all rewards
+                ) -> np.ndarray:          # (steps,): mean cumulative pseudo-regret after each step
+    "UCB1's cumulative regret sum_t (max mean - mean of the arm pressed), averaged over `runs` seeded games."
+    mu, gap, steps, runs = _bandit_setup(means, steps, runs)
+    rng, rows = make_rng(seed), np.arange(runs)
+    counts, sums, regret = np.zeros((runs, len(mu))), np.zeros((runs, len(mu))), np.zeros((runs, steps))
+    for t in range(steps):
+        if t < len(mu): arm = np.full(runs, t)         # each arm once first, so every count is > 0 below
+        else: arm = np.argmax(sums / counts + np.sqrt(2 * np.log(t) / counts), axis=1)
+        counts[rows, arm] += 1
+        sums[rows, arm] += rng.random(runs) < mu[arm]
+        regret[:, t] = gap[arm]
+    return np.cumsum(regret.mean(axis=0))
+
+# %% ../nbs/23_task_mab.ipynb #4e1f23b2
+def thompson_regret(means: Sequence[float],   # the arms' Bernoulli means, e.g. INSTANCES["hard"][1]
+                    steps: int,               # presses per run
+                    runs: int = 1000,         # independent games, played at once
+                    seed: int = 0,            # seeds the one generator of the posterior draws and the rewards
+                    ) -> np.ndarray:          # (steps,): mean cumulative pseudo-regret after each step
+    "Thompson sampling's (Beta(1, 1) priors) cumulative regret sum_t (max mean - mean pressed), averaged over runs."
+    mu, gap, steps, runs = _bandit_setup(means, steps, runs)
+    rng, rows = make_rng(seed), np.arange(runs)
+    wins, losses, regret = np.ones((runs, len(mu))), np.ones((runs, len(mu))), np.zeros((runs, steps))
+    for t in range(steps):
+        arm = np.argmax(rng.beta(wins, losses), axis=1)
+        reward = rng.random(runs) < mu[arm]
+        wins[rows, arm] += reward
+        losses[rows, arm] += ~reward
+        regret[:, t] = gap[arm]
+    return np.cumsum(regret.mean(axis=0))
