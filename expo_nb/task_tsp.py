@@ -41,12 +41,17 @@ def tour_length(distances: np.ndarray, tour: Sequence[int]) -> float:
 # %% ../nbs/22_task_tsp.ipynb #c79bd6f6
 MAX_HELD_KARP_NODES = 22   # 2^21 x 21 predecessor bytes (44 MB); the time grows as 2^n n^2
 
-def check_distances(distances: np.ndarray) -> np.ndarray:
-    "`distances` as a float64 matrix; ExpoError unless it is square, finite and small enough for Held-Karp."
+def _square_distances(distances: np.ndarray) -> np.ndarray:
+    "`distances` as a float64 matrix; ExpoError unless it is square, non-empty and finite."
     d = np.asarray(distances, dtype=np.float64)
     if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < 1:
         raise ExpoError(f"distances must be a square (n, n) matrix, got shape {d.shape}")
     if not np.isfinite(d).all(): raise ExpoError("distances contain NaN or inf")
+    return d
+
+def check_distances(distances: np.ndarray) -> np.ndarray:
+    "`distances` as a float64 matrix; ExpoError unless it is square, finite and small enough for Held-Karp."
+    d = _square_distances(distances)
     if d.shape[0] > MAX_HELD_KARP_NODES:
         raise ExpoError(f"held_karp is exponential; n = {d.shape[0]} > {MAX_HELD_KARP_NODES} "
                         "would not fit in memory or time")
@@ -244,14 +249,6 @@ TspTask.optimum = property(lambda self: cached_optimum(self.distances, self.cach
                            doc="(optimal length, optimal tour) of this instance, computed once and cached.")
 
 # %% ../nbs/22_task_tsp.ipynb #b6cfdd03
-def _square_distances(distances: np.ndarray) -> np.ndarray:
-    "`distances` as a float64 matrix; ExpoError unless it is square, non-empty and finite."
-    d = np.asarray(distances, dtype=np.float64)
-    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < 1:
-        raise ExpoError(f"distances must be a square (n, n) matrix, got shape {d.shape}")
-    if not np.isfinite(d).all(): raise ExpoError("distances contain NaN or inf")
-    return d
-
 def nearest_neighbour_tour(distances: np.ndarray,   # (n, n) distances, d[i, j] from i to j
                            start: int = 0,           # the node the walk starts from
                            ) -> tuple[int, ...]:     # closed tour, rotated to start at node 0
