@@ -4,9 +4,9 @@
 # interruption and only missing work is done (finished runs are skipped, an interrupted one resumes).
 # Working directories (with checkpoints and full caches) go to runs/paper/; each finished run and each domain is
 # copied in compact form to nbs/results/paper/ and committed at once (COMMIT=0 to skip the commit). A session
-# that must stop during a domain's generation keeps what it has with
-#   python tools/repro_commit.py runs/paper/domains/TASK nbs/results/paper/domains/TASK --partial
-# (the rephrasings so far, as partial-cache.sqlite), and the next run of this script continues from it.
+# that must stop during a run or a domain's generation keeps what it has with
+#   python tools/repro_commit.py --unfinished runs/paper nbs/results/paper
+# (the replies so far, as partial-cache.sqlite), and the next run of this script continues from them.
 # STAGES picks what to run, in order; SEEDS the seeds. Extra arguments go to every `expo run` / `expo domain`,
 # e.g. the paper's models: --llm openai:gpt-3.5-turbo --rephraser openai:gpt-4 --embedder openai:text-embedding-3-large
 set -euo pipefail
@@ -20,14 +20,16 @@ BANDIT_SEEDS=${BANDIT_SEEDS:-0 1 2}      # repetitions per bandit environment (2
 STAGES=${STAGES:-lr-main tsp-main bandit-main lr-ablations lr-handwritten lr-variants lr2-main tsp-eta bandit-bsscd}
 EXTRA=("$@")
 keep() { python tools/repro_commit.py "$1" "$2" $([ "${COMMIT:-1}" = 1 ] || echo --no-commit); }
+restore() {  # WORK_DIR KEEP_DIR: an earlier session's replies, so that only the missing work is done
+  if [ -f "$2/partial-cache.sqlite" ] && [ ! -f "$1/cache.sqlite" ]; then
+    mkdir -p "$1"; cp "$2/partial-cache.sqlite" "$1/cache.sqlite"
+  fi
+}
 
 domain() {  # TASK PRESET: one domain per task, shared by every method and seed
   local task=$1 preset=$2
   [ -f "$KEEP/domains/$task/domain.json" ] && return
-  if [ -f "$KEEP/domains/$task/partial-cache.sqlite" ] && [ ! -f "$WORK/domains/$task/cache.sqlite" ]; then
-    mkdir -p "$WORK/domains/$task"   # an earlier session's rephrasings: only the missing ones are generated
-    cp "$KEEP/domains/$task/partial-cache.sqlite" "$WORK/domains/$task/cache.sqlite"
-  fi
+  restore "$WORK/domains/$task" "$KEEP/domains/$task"
   expo domain "$preset" --out "$WORK/domains/$task" --show 3 "${EXTRA[@]}"
   keep "$WORK/domains/$task" "$KEEP/domains/$task"
 }
@@ -38,6 +40,7 @@ runs() {  # GROUP PRESET TASK METHODS [expo run options]: seed-major, so that me
   for seed in $SEEDS; do
     for method in ${methods//,/ }; do
       [ -f "$KEEP/$group/$method/seed-$seed/summary.json" ] && continue
+      restore "$WORK/$group/$method/seed-$seed" "$KEEP/$group/$method/seed-$seed"
       expo run "$preset" --method "$method" --seed "$seed" --out "$WORK/$group/$method/seed-$seed" \
         --domain "${DOMAIN_JSON:-$KEEP/domains/$task/domain.json}" --no-progress "$@" "${EXTRA[@]}"
       keep "$WORK/$group/$method/seed-$seed" "$KEEP/$group/$method/seed-$seed"
