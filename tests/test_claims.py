@@ -105,12 +105,12 @@ def test_the_committed_runs_never_get_invented_numbers():
 
 
 def test_committed_synthetic_runs_are_what_the_selectors_give():
-    "Open checks 1 and 2 read nbs/results/paper/synthetic/runs.csv (tools/synthetic_checks.py): seed 0 recomputed."
+    "Open checks 1 and 2 read nbs/results/paper/synthetic/runs.csv (tools/synthetic_checks.py): 2 seeds recomputed."
     from expo_nb.claims import committed_synthetic_runs, synthetic_runs_table
     committed = committed_synthetic_runs(PAPER_ROOT)
-    assert committed is not None and committed.seed.nunique() == 6 and committed.run.nunique() == 36
-    fresh = synthetic_runs_table(seeds=[0])
-    kept = committed[committed.seed == 0].reset_index(drop=True)
+    assert committed is not None and committed.seed.nunique() == 60 and committed.run.nunique() == 360
+    fresh = synthetic_runs_table(seeds=[0, 59])
+    kept = committed[committed.seed.isin([0, 59])].reset_index(drop=True)
     assert list(kept.run) == list(fresh.run) and list(kept.iteration) == list(fresh.iteration)
     assert list(kept.metric) == list(fresh.metric)   # exactly: the regret is a seeded computation
 
@@ -118,4 +118,4 @@ def test_committed_synthetic_runs_are_what_the_selectors_give():
 def test_open_checks_1_and_2_have_verdicts():
     from expo_nb.claims import OPEN_CHECKS, claims_table
     table = claims_table(PAPER_ROOT, claims=OPEN_CHECKS[:2], n_resamples=999)
-    assert list(table.n_seeds) == [6, 6] and not table.verdict.isin(["not run yet"]).any()
+    assert list(table.n_seeds) == [60, 60] and not table.verdict.isin(["not run yet"]).any()
