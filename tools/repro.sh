@@ -17,7 +17,7 @@ WORK=${EXPO_NB_WORK:-runs/paper}
 KEEP=${EXPO_NB_KEEP:-nbs/results/paper}
 SEEDS=${SEEDS:-0 1 2 3 4}               # repetitions of LR and TSP runs
 BANDIT_SEEDS=${BANDIT_SEEDS:-0 1 2}      # repetitions per bandit environment (2 environments: 6 runs)
-STAGES=${STAGES:-lr-main bandit-main tsp-main lr-ablations lr-handwritten lr-variants lr2-main tsp-eta bandit-bsscd}
+STAGES=${STAGES:-lr-main bandit-main lr-es tsp-main lr-ablations lr-handwritten lr-variants lr2-main tsp-eta bandit-bsscd}
 EXTRA=("$@")
 keep() { python tools/repro_commit.py "$1" "$2" $([ "${COMMIT:-1}" = 1 ] || echo --no-commit); }
 restore() {  # WORK_DIR KEEP_DIR: an earlier session's replies, so that only the missing work is done
@@ -50,9 +50,8 @@ runs() {  # GROUP PRESET TASK METHODS [expo run options]: seed-major, so that me
 
 for stage in $STAGES; do
   case $stage in
-    lr-main)      # EXPO and OPRO on every seed first (Fig. 2's main pair), then EXPO-ES and enhanced OPRO
-                  domain linreg linreg-paper; runs linreg linreg-paper linreg expo,opro
-                  runs linreg linreg-paper linreg expo-es,opro-enhanced ;;
+    lr-main)      domain linreg linreg-paper; runs linreg linreg-paper linreg expo,opro ;;   # Fig. 2's main pair
+    lr-es)        domain linreg linreg-paper; runs linreg linreg-paper linreg expo-es,opro-enhanced ;;
     tsp-main)     domain tsp10 tsp10-paper; runs tsp10 tsp10-paper tsp10 expo,opro ;;
     bandit-main)  domain bandit-hard bandit-hard-paper; domain bandit-easy bandit-easy-paper
                   for env in 0 1; do
